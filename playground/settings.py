@@ -1,0 +1,226 @@
+"""Settings for the Docker playground.
+
+Everything is read from the environment through the small helpers below, which
+fail loudly on a bad value. With nothing set, the platform runs on embedded
+defaults: SQLite, a filesystem Celery broker and an in-memory channel layer, so
+the only thing a machine needs is a Docker engine.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("PLAYGROUND_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: set[str]) -> str:
+    value = os.environ.get(name) or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+# --- Core -------------------------------------------------------------------
+
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-change-me")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "channels",
+    "sessions_app",
+    "terminals",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "playground.urls"
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "playground.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# The API's URLs are the seed's (`/sessions`, no trailing slash); both
+# spellings are routed explicitly, so CommonMiddleware must not redirect.
+APPEND_SLASH = False
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Database ---------------------------------------------------------------
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+        conn_max_age=60,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat share one SQLite file; wait for the lock instead of
+    # failing at once, and let readers run beside the writer.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+# --- REST API ---------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "EXCEPTION_HANDLER": "sessions_app.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+# --- Celery -----------------------------------------------------------------
+
+REDIS_URL = env_str("REDIS_URL", "")
+CELERY_BROKER_DIR = VAR_DIR / "broker"
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # A task whose worker died unacknowledged is handed out again after
+        # this long. Provisioning is bounded by its time limit, well below it.
+        "visibility_timeout": env_float("PLAYGROUND_BROKER_VISIBILITY_TIMEOUT", 300),
+    }
+else:
+    # No server needed: kombu's filesystem transport, polled often enough
+    # that a task starts within a few tens of milliseconds.
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
+        "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
+        "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.02,
+    }
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE: dict = {}
+
+# --- Channels ---------------------------------------------------------------
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Playground instances ---------------------------------------------------
+
+# The backend that runs instances; tests swap in sessions_app.backends.fake.
+PLAYGROUND_BACKEND = env_str("PLAYGROUND_BACKEND", "sessions_app.backends.docker.DockerBackend")
+PLAYGROUND_DIND_IMAGE = env_str("PLAYGROUND_DIND_IMAGE", "playground-dind:latest")
+PLAYGROUND_DIND_BASE_IMAGE = env_str("PLAYGROUND_DIND_BASE_IMAGE", "docker:27-dind")
+# How instances get the rights a Docker daemon needs: "auto" tries
+# --privileged and falls back to the capability profile where the engine
+# refuses it; "runtime" uses PLAYGROUND_DOCKER_RUNTIME (e.g. sysbox-runc).
+PLAYGROUND_SECURITY_PROFILE = env_choice(
+    "PLAYGROUND_SECURITY_PROFILE", "auto", {"auto", "privileged", "capabilities", "runtime"}
+)
+PLAYGROUND_DOCKER_RUNTIME = env_str("PLAYGROUND_DOCKER_RUNTIME", "")
+if PLAYGROUND_SECURITY_PROFILE == "runtime" and not PLAYGROUND_DOCKER_RUNTIME:
+    raise ImproperlyConfigured("PLAYGROUND_SECURITY_PROFILE=runtime needs PLAYGROUND_DOCKER_RUNTIME")
+# The name this Docker host is known by, recorded on every instance.
+PLAYGROUND_DOCKER_HOST_NAME = env_str("PLAYGROUND_DOCKER_HOST_NAME", "local")
+# Seconds an instance may take from container start to an answering daemon.
+PLAYGROUND_DAEMON_READY_TIMEOUT = env_float("PLAYGROUND_DAEMON_READY_TIMEOUT", 60)
+# Extra label put on every container, volume and network; tests use it to
+# find and remove what they made.
+PLAYGROUND_EXTRA_LABELS = dict(item.split("=", 1) for item in env_list("PLAYGROUND_EXTRA_LABELS", []) if "=" in item)
+
+# --- Logging ----------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}

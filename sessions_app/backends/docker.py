@@ -1,0 +1,282 @@
+"""Runs each instance as a Docker-in-Docker container on one Docker engine.
+
+`start` is broken into steps that a subclass may override, in the order they
+run: ensure_network, ensure_volume, ensure_container, ensure_running,
+wait_until_ready, read_address.
+"""
+
+import logging
+import os
+import threading
+
+import requests
+from django.conf import settings
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.models.containers import Container
+from docker.models.networks import Network
+from docker.types import LogConfig
+
+import docker
+from sessions_app.backends.base import Backend, BackendError, PollResult, StartResult, TransientBackendError
+from sessions_app.models import Instance
+
+logger = logging.getLogger(__name__)
+
+LABEL_MANAGED = "org.playground.managed"
+LABEL_SESSION = "org.playground.session"
+LABEL_PLAYGROUND = "org.playground.playground"
+LABEL_INSTANCE = "org.playground.instance"
+
+INNER_DOCKER_DIR = "/var/lib/docker"
+
+
+def resource_names(session_id: str) -> dict[str, str]:
+    """Docker names of a session's container, volume and network.
+
+    They derive from the session id alone, so an attempt that runs twice
+    finds what the first one made.
+    """
+    base = f"playground-{session_id}"
+    return {"container": base, "volume": f"{base}-docker", "network": base}
+
+
+def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+        return True
+    if isinstance(exc, APIError):
+        code = exc.status_code or 0
+        return code >= 500 or code == 409
+    return False
+
+
+def _refuses_privileged(exc: APIError) -> bool:
+    # The engine creates a privileged container but fails to start it where
+    # the host's capability bounding set is incomplete, e.g.
+    # "OCI runtime create failed: ... unable to apply caps: operation not permitted".
+    text = str(exc.explanation or exc)
+    return "apply caps" in text or "operation not permitted" in text
+
+
+class DockerBackend(Backend):
+    # Where "auto" found that the engine refuses --privileged; remembered for
+    # the life of the process so only the first instance pays the probe.
+    _privileged_refused = False
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.client = docker.from_env(timeout=30)
+        self.docker_host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+    # --- Interface ------------------------------------------------------------
+
+    def start(self, instance: Instance) -> StartResult:
+        names = resource_names(instance.session_id)
+        try:
+            network = self.ensure_network(instance, names["network"])
+            self.ensure_volume(instance, names["volume"])
+            container = self.ensure_container(instance, names, network)
+            container = self.ensure_running(instance, container, names, network)
+            self.wait_until_ready(instance, container)
+            ip_address = self.read_address(container, network)
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise self._translate(exc, "start", instance) from exc
+        return StartResult(
+            container_id=container.id,
+            container_name=names["container"],
+            docker_host=self.docker_host,
+            ip_address=ip_address,
+        )
+
+    def stop(self, instance: Instance) -> None:
+        try:
+            self.client.containers.get(resource_names(instance.session_id)["container"]).stop(timeout=5)
+        except NotFound:
+            pass
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise self._translate(exc, "stop", instance) from exc
+
+    def poll(self, instance: Instance) -> PollResult:
+        try:
+            container = self.client.containers.get(resource_names(instance.session_id)["container"])
+        except NotFound:
+            return PollResult.MISSING
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise self._translate(exc, "poll", instance) from exc
+        return PollResult.RUNNING if container.status == "running" else PollResult.STOPPED
+
+    def remove(self, instance: Instance) -> None:
+        names = resource_names(instance.session_id)
+        try:
+            self._remove_container(names["container"])
+            self._remove_volume(names["volume"])
+            self._remove_network(names["network"])
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise self._translate(exc, "remove", instance) from exc
+
+    # --- Steps of start() -------------------------------------------------------
+
+    def labels(self, instance: Instance) -> dict[str, str]:
+        return {
+            LABEL_MANAGED: "true",
+            LABEL_SESSION: instance.session_id,
+            LABEL_PLAYGROUND: instance.session.playground_id,
+            LABEL_INSTANCE: instance.name,
+            **settings.PLAYGROUND_EXTRA_LABELS,
+        }
+
+    def ensure_network(self, instance: Instance, name: str) -> Network:
+        """The session's own bridge network, so instances cannot reach each other."""
+        existing = self.client.networks.list(names=[name])
+        exact = [network for network in existing if network.name == name]
+        if exact:
+            return exact[0]
+        return self.client.networks.create(name, driver="bridge", labels=self.labels(instance), check_duplicate=True)
+
+    def ensure_volume(self, instance: Instance, name: str) -> None:
+        # Creating a volume that exists returns the existing one.
+        self.client.volumes.create(name=name, labels=self.labels(instance))
+
+    def ensure_container(self, instance: Instance, names: dict[str, str], network: Network) -> Container:
+        try:
+            return self.client.containers.get(names["container"])
+        except NotFound:
+            pass
+        try:
+            return self.client.containers.create(**self.container_options(instance, names, network))
+        except ImageNotFound as exc:
+            raise BackendError(
+                f"The image {instance.image} is not available on the Docker host.",
+                log_message=f"image {instance.image} missing: {exc}",
+            ) from exc
+        except APIError as exc:
+            if exc.status_code == 409:  # another attempt created it meanwhile
+                return self.client.containers.get(names["container"])
+            raise
+
+    def container_options(self, instance: Instance, names: dict[str, str], network: Network) -> dict:
+        playground = instance.session.playground
+        options = {
+            "image": instance.image,
+            "name": names["container"],
+            "hostname": instance.hostname,
+            "detach": True,
+            # The container's own TTY is the learner's shell.
+            "tty": True,
+            "stdin_open": True,
+            "network": network.name,
+            "labels": self.labels(instance),
+            "environment": {
+                "SESSION_ID": instance.session_id,
+                "PLAYGROUND_ID": playground.id,
+                "INSTANCE_NAME": instance.name,
+                "DOCKER_TLS_CERTDIR": "",
+            },
+            # Without a volume the inner daemon falls back to the slow vfs
+            # driver, because overlay on overlay fails.
+            "volumes": {names["volume"]: {"bind": INNER_DOCKER_DIR, "mode": "rw"}},
+            "mem_limit": f"{playground.memory_limit_mb}m",
+            "memswap_limit": f"{playground.memory_limit_mb}m",
+            "pids_limit": playground.pids_limit,
+            "nano_cpus": int(float(playground.cpu_limit) * 1_000_000_000),
+            "log_config": LogConfig(type="json-file", config={"max-size": "1m", "max-file": "2"}),
+            "restart_policy": {"Name": "unless-stopped"},
+        }
+        options.update(self.security_options())
+        if playground.storage_size and self.engine_supports_storage_size():
+            options["storage_opt"] = {"size": playground.storage_size}
+        return options
+
+    def security_options(self) -> dict:
+        profile = settings.PLAYGROUND_SECURITY_PROFILE
+        if profile == "runtime":
+            return {"runtime": settings.PLAYGROUND_DOCKER_RUNTIME}
+        if profile == "privileged" or (profile == "auto" and not DockerBackend._privileged_refused):
+            return {"privileged": True}
+        # What works where --privileged is refused: every capability but the
+        # one the host lacks, and no seccomp or AppArmor filter, which is what
+        # --privileged implies besides devices.
+        return {
+            "cap_add": ["ALL"],
+            "cap_drop": ["SYS_RESOURCE"],
+            "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
+        }
+
+    def engine_supports_storage_size(self) -> bool:
+        """Whether the engine can bound a container's disk (overlay2 on XFS with quotas)."""
+        info = self.client.info()
+        status = dict(info.get("DriverStatus") or [])
+        return info.get("Driver") == "overlay2" and status.get("Backing Filesystem") == "xfs"
+
+    def ensure_running(
+        self, instance: Instance, container: Container, names: dict[str, str], network: Network
+    ) -> Container:
+        if container.status == "running":
+            return container
+        try:
+            container.start()
+            return container
+        except APIError as exc:
+            if not (
+                settings.PLAYGROUND_SECURITY_PROFILE == "auto"
+                and container.attrs["HostConfig"].get("Privileged")
+                and _refuses_privileged(exc)
+            ):
+                raise
+        with self._lock:
+            if not DockerBackend._privileged_refused:
+                logger.warning("The Docker engine refuses --privileged; using the capability profile instead.")
+            DockerBackend._privileged_refused = True
+        container.remove(force=True)
+        replacement = self.client.containers.create(**self.container_options(instance, names, network))
+        replacement.start()
+        return replacement
+
+    def wait_until_ready(self, instance: Instance, container: Container) -> None:
+        timeout = int(settings.PLAYGROUND_DAEMON_READY_TIMEOUT)
+        exit_code, output = container.exec_run(["wait-for-docker", str(timeout)])
+        if exit_code != 0:
+            tail = output.decode("utf-8", "replace")[-2000:]
+            raise BackendError(
+                "The Docker daemon inside the instance did not start.",
+                log_message=f"inner dockerd of {container.name} not ready (exit {exit_code}): {tail}",
+            )
+
+    def read_address(self, container: Container, network: Network) -> str | None:
+        container.reload()
+        networks = container.attrs["NetworkSettings"]["Networks"]
+        return (networks.get(network.name) or {}).get("IPAddress") or None
+
+    # --- Removal --------------------------------------------------------------
+
+    def _remove_container(self, name: str) -> None:
+        try:
+            self.client.api.remove_container(name, v=True, force=True)
+        except NotFound:
+            return  # already gone
+        except APIError as exc:
+            if exc.status_code == 409:  # "removal already in progress"
+                raise TransientBackendError(log_message=f"removal of {name} in progress") from exc
+            raise
+
+    def _remove_volume(self, name: str) -> None:
+        try:
+            self.client.api.remove_volume(name, force=True)
+        except NotFound:
+            return
+
+    def _remove_network(self, name: str) -> None:
+        for network in self.client.networks.list(names=[name]):
+            if network.name != name:
+                continue
+            try:
+                network.remove()
+            except NotFound:
+                pass
+
+    def _translate(self, exc: Exception, action: str, instance: Instance) -> BackendError:
+        if isinstance(exc, BackendError):
+            return exc
+        log_message = f"docker {action} for session {instance.session_id} failed: {exc}"
+        if _is_transient(exc):
+            return TransientBackendError(log_message=log_message)
+        return BackendError(log_message=log_message)

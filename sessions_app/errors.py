@@ -1,0 +1,118 @@
+"""Domain errors and the one place that turns errors into JSON responses.
+
+Domain errors carry a short machine-readable reason, a message for the user
+and, where it differs, a message for the log. They know nothing of HTTP: the
+exception handler below maps each kind to a status code.
+"""
+
+import logging
+
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class PlaygroundError(Exception):
+    reason = "playground_error"
+    message = "The request could not be completed."
+
+    def __init__(self, message: str | None = None, *, log_message: str | None = None) -> None:
+        self.message = message or self.message
+        self.log_message = log_message or self.message
+        super().__init__(self.log_message)
+
+
+class InvalidRequest(PlaygroundError):
+    reason = "invalid_request"
+    message = "The request is not valid."
+
+
+class UnknownPlayground(InvalidRequest):
+    reason = "unknown_playground"
+    message = "There is no such playground."
+
+
+class ImageNotAllowed(InvalidRequest):
+    reason = "image_not_allowed"
+    message = "This playground does not offer that image."
+
+
+class SessionNotFound(PlaygroundError):
+    reason = "session_not_found"
+    message = "There is no such session."
+
+
+class InstanceNotFound(PlaygroundError):
+    reason = "instance_not_found"
+    message = "This session has no instance of that name."
+
+
+class SessionClosed(PlaygroundError):
+    reason = "session_closed"
+    message = "This session is closed."
+
+
+class SessionAlreadyHasInstance(PlaygroundError):
+    reason = "session_already_has_instance"
+    message = "This session already has an instance. Only one instance per session is allowed."
+
+
+_STATUS_BY_ERROR: list[tuple[type[PlaygroundError], int]] = [
+    (InvalidRequest, status.HTTP_400_BAD_REQUEST),
+    (SessionNotFound, status.HTTP_404_NOT_FOUND),
+    (InstanceNotFound, status.HTTP_404_NOT_FOUND),
+    (SessionClosed, status.HTTP_409_CONFLICT),
+    (SessionAlreadyHasInstance, status.HTTP_409_CONFLICT),
+]
+
+_DRF_REASONS: dict[type[drf_exceptions.APIException], str] = {
+    drf_exceptions.ParseError: "malformed_request",
+    drf_exceptions.ValidationError: "invalid_request",
+    drf_exceptions.MethodNotAllowed: "method_not_allowed",
+    drf_exceptions.NotFound: "not_found",
+    drf_exceptions.UnsupportedMediaType: "unsupported_media_type",
+    drf_exceptions.NotAcceptable: "not_acceptable",
+    drf_exceptions.NotAuthenticated: "not_authenticated",
+    drf_exceptions.AuthenticationFailed: "authentication_failed",
+    drf_exceptions.PermissionDenied: "permission_denied",
+    drf_exceptions.Throttled: "throttled",
+}
+
+
+def error_body(reason: str, message: str, **extra) -> dict:
+    return {"error": reason, "message": message, **extra}
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    """Answer every error with `{"error": reason, "message": text}`."""
+    if isinstance(exc, PlaygroundError):
+        for error_class, code in _STATUS_BY_ERROR:
+            if isinstance(exc, error_class):
+                logger.info("%s: %s", exc.reason, exc.log_message)
+                return Response(error_body(exc.reason, exc.message), status=code)
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    reason = next((r for cls, r in _DRF_REASONS.items() if isinstance(exc, cls)), "error")
+    if isinstance(exc, drf_exceptions.ValidationError):
+        response.data = error_body(reason, _validation_message(exc.detail), details=exc.detail)
+    else:
+        response.data = error_body(reason, str(exc.detail))
+    return response
+
+
+def _validation_message(detail) -> str:
+    """The first problem found, phrased for a person."""
+    if isinstance(detail, dict):
+        for field, problems in detail.items():
+            first = _validation_message(problems)
+            return first if field == "non_field_errors" else f"{field}: {first}"
+    if isinstance(detail, list) and detail:
+        return _validation_message(detail[0])
+    return str(detail)

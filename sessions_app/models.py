@@ -1,0 +1,113 @@
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+
+INSTANCE_HOSTNAME = "node1"
+
+
+def new_session_id() -> str:
+    """An unguessable, URL-safe session id: 128 random bits as 32 hex digits.
+
+    Knowing the id is what grants access to a session, as in Play with Docker.
+    Hex keeps it usable verbatim in Docker container, volume and network names.
+    """
+    return secrets.token_hex(16)
+
+
+class Playground(models.Model):
+    """A kind of session: which images it may run and what limits apply."""
+
+    id = models.SlugField(primary_key=True, max_length=50)
+    description = models.CharField(max_length=200, blank=True)
+    default_image = models.CharField(max_length=200, blank=True, help_text="Empty: the platform's DIND image.")
+    allowed_images = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Images a client may ask for, besides the default image.",
+    )
+    default_duration = models.DurationField(default=timedelta(hours=2))
+    max_duration = models.DurationField(default=timedelta(hours=4))
+    memory_limit_mb = models.PositiveIntegerField(
+        default=2048, validators=[MinValueValidator(64)], help_text="Memory limit of each instance, in MiB."
+    )
+    pids_limit = models.PositiveIntegerField(default=1000, validators=[MinValueValidator(64)])
+    cpu_limit = models.DecimalField(
+        max_digits=5, decimal_places=2, default=1, help_text="CPUs each instance may use (e.g. 0.5, 2)."
+    )
+    storage_size = models.CharField(
+        max_length=20,
+        blank=True,
+        validators=[RegexValidator(r"^\d+[kKmMgGtT]?$", "A size such as 10G.")],
+        help_text="Size of the inner /var/lib/docker where the engine supports it (e.g. 10G); empty: unbounded.",
+    )
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def image(self) -> str:
+        return self.default_image or settings.PLAYGROUND_DIND_IMAGE
+
+    def permits_image(self, image: str) -> bool:
+        return image == self.image or image in self.allowed_images
+
+
+class Session(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open"
+        CLOSED = "closed"
+
+    id = models.CharField(primary_key=True, max_length=64, default=new_session_id, editable=False)
+    playground = models.ForeignKey(Playground, on_delete=models.PROTECT, related_name="sessions")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="playground_sessions"
+    )
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    client_agent = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN
+
+
+class Instance(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        PROVISIONING = "provisioning"
+        RUNNING = "running"
+        FAILED = "failed"
+        TERMINATING = "terminating"
+        TERMINATED = "terminated"
+
+    # One-to-one: the database's UNIQUE constraint on session_id is what
+    # refuses a second instance, whatever races between requests.
+    session = models.OneToOneField(Session, on_delete=models.CASCADE, related_name="instance")
+    name = models.CharField(max_length=64, default=INSTANCE_HOSTNAME)
+    hostname = models.CharField(max_length=64, default=INSTANCE_HOSTNAME)
+    image = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    error = models.TextField(blank=True)
+    container_id = models.CharField(max_length=64, blank=True)
+    container_name = models.CharField(max_length=128, blank=True)
+    docker_host = models.CharField(max_length=200, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    running_at = models.DateTimeField(null=True, blank=True)
+    terminated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.session_id})"

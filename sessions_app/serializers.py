@@ -1,0 +1,128 @@
+from datetime import timedelta
+
+from rest_framework import serializers
+
+from sessions_app.models import Instance, Session
+
+MAX_DURATION_SECONDS = 7 * 24 * 3600  # far above any playground's maximum
+
+
+class StrictCharField(serializers.CharField):
+    """A string field that refuses numbers and booleans instead of turning them into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictSlugField(StrictCharField, serializers.SlugField):
+    pass
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer field that refuses strings, floats and booleans."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, so a typo is an error and not a silent default."""
+
+    def validate(self, attrs):
+        unknown = set(self.initial_data) - set(self.fields)
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
+        return attrs
+
+
+class SessionCreateSerializer(StrictSerializer):
+    playground_id = StrictSlugField(max_length=50, default="default")
+    image = StrictCharField(max_length=200, required=False)
+    duration = StrictIntegerField(min_value=60, max_value=MAX_DURATION_SECONDS, required=False)
+
+    def validate_duration(self, value: int) -> timedelta:
+        return timedelta(seconds=value)
+
+
+class InstanceCreateSerializer(StrictSerializer):
+    image = StrictCharField(max_length=200, required=False)
+
+
+class InstanceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Instance
+        fields = [
+            "name",
+            "hostname",
+            "status",
+            "image",
+            "ip_address",
+            "docker_host",
+            "error",
+            "created_at",
+            "running_at",
+        ]
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    session_id = serializers.CharField(source="id")
+    playground_id = serializers.CharField()
+    hostname = serializers.SerializerMethodField()
+    instance = serializers.SerializerMethodField()
+    terminal_url = serializers.SerializerMethodField()
+    ws_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Session
+        fields = [
+            "session_id",
+            "playground_id",
+            "hostname",
+            "status",
+            "created_at",
+            "expires_at",
+            "closed_at",
+            "instance",
+            "terminal_url",
+            "ws_url",
+        ]
+
+    def get_hostname(self, session: Session) -> str:
+        return self.context["request"].get_host().rsplit(":", 1)[0]
+
+    def get_instance(self, session: Session) -> dict | None:
+        try:
+            instance = session.instance
+        except Instance.DoesNotExist:
+            return None
+        return InstanceSerializer(instance).data
+
+    def get_terminal_url(self, session: Session) -> str:
+        return terminal_page_url(self.context["request"], session.id)
+
+    def get_ws_url(self, session: Session) -> str:
+        return websocket_url(self.context["request"], session.id)
+
+
+class TerminalSerializer(InstanceSerializer):
+    session_id = serializers.CharField()
+    ws_url = serializers.SerializerMethodField()
+
+    class Meta(InstanceSerializer.Meta):
+        fields = ["session_id", *InstanceSerializer.Meta.fields, "ws_url"]
+
+    def get_ws_url(self, instance: Instance) -> str:
+        return websocket_url(self.context["request"], instance.session_id)
+
+
+def terminal_page_url(request, session_id: str) -> str:
+    return request.build_absolute_uri(f"/p/{session_id}")
+
+
+def websocket_url(request, session_id: str) -> str:
+    scheme = "wss" if request.is_secure() else "ws"
+    return f"{scheme}://{request.get_host()}/sessions/{session_id}/ws"

@@ -1,0 +1,195 @@
+"""Every change to sessions and instances goes through these functions.
+
+Views, admin actions, tasks and commands parse their input and call one of
+them. Docker is never called inside a database transaction: the services that
+need Docker are the ones run by Celery tasks, and they change state with
+compare-and-set updates, so two workers racing on one instance cannot both win.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from sessions_app import tasks
+from sessions_app.backends import get_backend
+from sessions_app.backends.base import BackendError, TransientBackendError
+from sessions_app.errors import (
+    ImageNotAllowed,
+    InvalidRequest,
+    SessionAlreadyHasInstance,
+    SessionClosed,
+    UnknownPlayground,
+)
+from sessions_app.models import Instance, Playground, Session
+from sessions_app.selectors import instance_get, session_get
+
+logger = logging.getLogger(__name__)
+
+Status = Instance.Status
+
+
+def session_create(
+    *,
+    playground_id: str,
+    image: str | None = None,
+    duration: timedelta | None = None,
+    owner: AbstractBaseUser | None = None,
+    client_address: str | None = None,
+    client_agent: str = "",
+) -> Session:
+    """Open a session and its one instance; provisioning starts after commit."""
+    playground = Playground.objects.filter(pk=playground_id).first()
+    if playground is None:
+        raise UnknownPlayground(f"There is no playground {playground_id!r}.")
+    image = image or playground.image
+    if not playground.permits_image(image):
+        raise ImageNotAllowed(f"The playground {playground.id!r} does not offer the image {image!r}.")
+    duration = duration or playground.default_duration
+    if duration > playground.max_duration:
+        raise InvalidRequest(
+            f"duration: at most {int(playground.max_duration.total_seconds())} seconds in this playground."
+        )
+    with transaction.atomic():
+        session = Session.objects.create(
+            playground=playground,
+            owner=owner if owner is not None and owner.is_authenticated else None,
+            client_address=client_address,
+            client_agent=client_agent[:300],
+            expires_at=timezone.now() + duration,
+        )
+        instance = Instance.objects.create(session=session, image=image)
+        _enqueue_provision(instance)
+    logger.info("session %s opened in playground %s", session.id, playground.id)
+    return session
+
+
+def session_close(*, session_id: str) -> Session:
+    """Close a session; its instance is torn down after commit. Closing twice is harmless."""
+    with transaction.atomic():
+        session = session_get(session_id=session_id)
+        closed = Session.objects.filter(pk=session.pk, status=Session.Status.OPEN).update(
+            status=Session.Status.CLOSED, closed_at=timezone.now()
+        )
+        if closed:
+            _terminate_instance_of(session)
+    if closed:
+        logger.info("session %s closed", session_id)
+    return session_get(session_id=session_id)
+
+
+def instance_create(*, session_id: str, image: str | None = None) -> Instance:
+    """Give a session a new instance, if it has none.
+
+    The database's UNIQUE constraint decides: of any number of racing
+    requests, exactly one inserts and the others get SessionAlreadyHasInstance.
+    """
+    with transaction.atomic():
+        session = session_get(session_id=session_id)
+        playground = session.playground
+        image = image or playground.image
+        try:
+            with transaction.atomic():
+                instance = Instance.objects.create(session=session, image=image)
+        except IntegrityError:
+            raise SessionAlreadyHasInstance(log_message=f"session {session_id} already has an instance") from None
+        # Checked after the insert so that the conflict, the more useful
+        # answer, wins; raising here rolls the insert back.
+        if not session.is_open:
+            raise SessionClosed()
+        if not playground.permits_image(image):
+            raise ImageNotAllowed(f"The playground {playground.id!r} does not offer the image {image!r}.")
+        _enqueue_provision(instance)
+    logger.info("session %s got a new instance", session_id)
+    return instance
+
+
+def instance_remove(*, session_id: str, name: str) -> Instance:
+    """Tear down a session's instance; once it is gone the session may get a new one."""
+    with transaction.atomic():
+        instance = instance_get(session_id=session_id, name=name)
+        _terminate_instance_of(instance.session)
+    instance.refresh_from_db()
+    return instance
+
+
+def instance_provision(*, instance_id: int) -> None:
+    """Start an instance's container and mark it running once its daemon answers.
+
+    Safe to run twice and after a crash: the backend adopts what an earlier
+    attempt made. TransientBackendError propagates so the task can retry;
+    any other backend failure marks the instance failed with a readable error.
+    """
+    instance = Instance.objects.select_related("session__playground").filter(pk=instance_id).first()
+    if instance is None or not instance.session.is_open:
+        return
+    claimed = Instance.objects.filter(pk=instance_id, status__in=[Status.PENDING, Status.PROVISIONING]).update(
+        status=Status.PROVISIONING, started_at=timezone.now()
+    )
+    if not claimed:
+        return  # already running, failed or being removed
+    backend = get_backend()
+    try:
+        result = backend.start(instance)
+    except TransientBackendError:
+        raise
+    except BackendError as exc:
+        instance_fail(instance_id=instance_id, message=exc.message, log_message=exc.log_message)
+        return
+    became_running = Instance.objects.filter(pk=instance_id, status=Status.PROVISIONING).update(
+        status=Status.RUNNING,
+        container_id=result.container_id,
+        container_name=result.container_name,
+        docker_host=result.docker_host,
+        ip_address=result.ip_address,
+        running_at=timezone.now(),
+        error="",
+    )
+    if became_running:
+        logger.info("session %s: instance running at %s", instance.session_id, result.ip_address)
+    else:
+        # Closed or removed while the container was starting: the teardown may
+        # already have run, so remove what this attempt made.
+        logger.info("session %s: instance ended while starting; removing it", instance.session_id)
+        backend.remove(instance)
+
+
+def instance_fail(*, instance_id: int, message: str, log_message: str = "") -> None:
+    failed = Instance.objects.filter(pk=instance_id, status__in=[Status.PENDING, Status.PROVISIONING]).update(
+        status=Status.FAILED, error=message
+    )
+    if failed:
+        logger.warning("instance %s failed: %s", instance_id, log_message or message)
+
+
+def instance_teardown(*, instance_id: int) -> None:
+    """Remove a terminating instance's container, volume and network.
+
+    An instance of a closed session stays on record as terminated; one removed
+    from an open session is deleted, which frees the session for a new one.
+    """
+    instance = Instance.objects.select_related("session").filter(pk=instance_id).first()
+    if instance is None or instance.status != Status.TERMINATING:
+        return
+    get_backend().remove(instance)
+    remaining = Instance.objects.filter(pk=instance_id, status=Status.TERMINATING)
+    if instance.session.is_open:
+        remaining.delete()
+    else:
+        remaining.update(status=Status.TERMINATED, terminated_at=timezone.now())
+    logger.info("session %s: instance removed", instance.session_id)
+
+
+def _terminate_instance_of(session: Session) -> None:
+    terminating = Instance.objects.filter(session=session).exclude(status__in=[Status.TERMINATED])
+    instance = terminating.first()
+    if instance is None:
+        return
+    terminating.update(status=Status.TERMINATING)
+    transaction.on_commit(lambda: tasks.teardown_instance.delay(instance.pk))
+
+
+def _enqueue_provision(instance: Instance) -> None:
+    transaction.on_commit(lambda: tasks.provision_instance.delay(instance.pk))

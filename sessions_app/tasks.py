@@ -1,0 +1,58 @@
+"""Celery tasks: each takes a primary key, re-fetches, and calls one service.
+
+Both are safe to run twice. `acks_late` with `reject_on_worker_lost` means a
+worker killed half-way does not lose the job: the broker hands it out again
+and the backend adopts whatever the first attempt made.
+"""
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from sessions_app import services
+from sessions_app.backends.base import TransientBackendError
+
+logger = logging.getLogger(__name__)
+
+PROVISION_ATTEMPTS = 6
+PROVISION_SOFT_TIME_LIMIT = 120
+
+
+def _backoff(retries: int) -> float:
+    return min(2**retries, 30)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=PROVISION_ATTEMPTS - 1,
+    soft_time_limit=PROVISION_SOFT_TIME_LIMIT,
+    time_limit=PROVISION_SOFT_TIME_LIMIT + 30,
+)
+def provision_instance(self, instance_id: int) -> None:
+    try:
+        services.instance_provision(instance_id=instance_id)
+    except TransientBackendError as exc:
+        if self.request.retries < self.max_retries:
+            raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+        services.instance_fail(
+            instance_id=instance_id,
+            message=f"The Docker engine did not answer after {PROVISION_ATTEMPTS} attempts.",
+            log_message=exc.log_message,
+        )
+    except SoftTimeLimitExceeded:
+        services.instance_fail(
+            instance_id=instance_id,
+            message=f"The instance did not start within {PROVISION_SOFT_TIME_LIMIT} seconds.",
+        )
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def teardown_instance(self, instance_id: int) -> None:
+    try:
+        services.instance_teardown(instance_id=instance_id)
+    except TransientBackendError as exc:
+        # A removal must eventually happen, or Docker leaks; keep trying.
+        raise self.retry(exc=exc, countdown=_backoff(min(self.request.retries, 5))) from exc

@@ -1,0 +1,22 @@
+"""The seed's routes, each with or without a trailing slash."""
+
+from django.urls import re_path
+
+from sessions_app.views import InstanceViewSet, SessionViewSet
+
+SESSION = r"(?P<pk>[^/]+)"
+NESTED_SESSION = r"(?P<session_pk>[^/]+)"
+
+sessions = SessionViewSet.as_view({"post": "create"})
+session = SessionViewSet.as_view({"get": "retrieve", "delete": "destroy"})
+terminal = SessionViewSet.as_view({"get": "terminal"})
+instances = InstanceViewSet.as_view({"get": "list", "post": "create"})
+instance = InstanceViewSet.as_view({"get": "retrieve", "delete": "destroy"})
+
+urlpatterns = [
+    re_path(r"^sessions/?$", sessions, name="sessions"),
+    re_path(rf"^sessions/{SESSION}/?$", session, name="session"),
+    re_path(rf"^sessions/{SESSION}/terminal/?$", terminal, name="session-terminal"),
+    re_path(rf"^sessions/{NESTED_SESSION}/instances/?$", instances, name="session-instances"),
+    re_path(rf"^sessions/{NESTED_SESSION}/instances/(?P<pk>[^/]+)/?$", instance, name="session-instance"),
+]

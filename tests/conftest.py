@@ -1,0 +1,28 @@
+import pytest
+
+from sessions_app.backends import fake
+
+FAKE_BACKEND = "sessions_app.backends.fake.FakeBackend"
+
+
+@pytest.fixture
+def fake_engine():
+    """The fake backend's engine, empty at the start of the test."""
+    fake.engine.reset()
+    yield fake.engine
+    fake.engine.reset()
+
+
+@pytest.fixture
+def use_backend(settings, fake_engine):
+    """Run tasks in-process against a fake backend; returns a setter to pick a sibling."""
+    from playground.celery import app
+
+    def choose(path: str = FAKE_BACKEND) -> None:
+        settings.PLAYGROUND_BACKEND = path
+
+    choose()
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield choose
+    app.conf.task_always_eager = previous

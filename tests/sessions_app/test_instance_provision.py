@@ -1,0 +1,85 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from sessions_app import services
+from sessions_app.models import Instance, Session
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def instance():
+    session = Session.objects.create(playground_id="default", expires_at=timezone.now() + timedelta(hours=1))
+    return Instance.objects.create(session=session, image="playground-dind:latest")
+
+
+def test_it_marks_the_instance_running_with_its_address(instance, fake_engine):
+    services.instance_provision(instance_id=instance.pk)
+
+    instance.refresh_from_db()
+    assert instance.status == "running"
+    assert instance.container_name == f"playground-{instance.session_id}"
+    assert instance.ip_address
+    assert instance.running_at is not None
+
+
+def test_it_runs_twice_without_a_second_container(instance, fake_engine):
+    services.instance_provision(instance_id=instance.pk)
+    services.instance_provision(instance_id=instance.pk)
+
+    assert len(fake_engine.containers) == 1
+    assert [call for call, _ in fake_engine.calls] == ["start"]
+
+
+def test_it_adopts_a_container_left_by_a_dead_attempt(instance, fake_engine):
+    # A worker died after the container was made but before the row changed.
+    Instance.objects.filter(pk=instance.pk).update(status="provisioning")
+    from sessions_app.backends.fake import FakeBackend
+
+    FakeBackend().start(instance)
+
+    services.instance_provision(instance_id=instance.pk)
+
+    instance.refresh_from_db()
+    assert instance.status == "running"
+    assert len(fake_engine.containers) == 1
+    assert fake_engine.containers[f"playground-{instance.session_id}"].starts == 2
+
+
+def test_it_records_a_readable_error_when_the_backend_fails(instance, use_backend):
+    use_backend("sessions_app.backends.fake.FailingBackend")
+
+    services.instance_provision(instance_id=instance.pk)
+
+    instance.refresh_from_db()
+    assert instance.status == "failed"
+    assert instance.error == "The image playground-dind:latest is not available on the Docker host."
+
+
+def test_it_does_nothing_for_a_closed_session(instance, fake_engine):
+    Session.objects.filter(pk=instance.session_id).update(status="closed")
+
+    services.instance_provision(instance_id=instance.pk)
+
+    assert fake_engine.calls == []
+    assert Instance.objects.get(pk=instance.pk).status == "pending"
+
+
+def test_it_removes_the_container_when_the_session_closed_while_starting(instance, fake_engine, monkeypatch):
+    from sessions_app.backends.fake import FakeBackend
+
+    real_start = FakeBackend.start
+
+    def start_then_close(self, started):
+        result = real_start(self, started)
+        Instance.objects.filter(pk=started.pk).update(status="terminating")
+        return result
+
+    monkeypatch.setattr(FakeBackend, "start", start_then_close)
+
+    services.instance_provision(instance_id=instance.pk)
+
+    assert fake_engine.containers == {}
+    assert Instance.objects.get(pk=instance.pk).status == "terminating"

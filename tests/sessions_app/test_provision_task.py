@@ -1,0 +1,60 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from sessions_app import tasks
+from sessions_app.models import Instance, Session
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def instance():
+    session = Session.objects.create(playground_id="default", expires_at=timezone.now() + timedelta(hours=1))
+    return Instance.objects.create(session=session, image="playground-dind:latest")
+
+
+@pytest.fixture
+def no_backoff(monkeypatch):
+    monkeypatch.setattr(tasks, "_backoff", lambda retries: 0)
+
+
+def test_it_provisions_the_instance(instance, fake_engine):
+    tasks.provision_instance.delay(instance.pk)
+
+    assert Instance.objects.get(pk=instance.pk).status == "running"
+
+
+def test_it_retries_transient_failures_then_fails_readably(instance, use_backend, fake_engine, no_backoff):
+    use_backend("sessions_app.backends.fake.NeverStartingBackend")
+
+    tasks.provision_instance.delay(instance.pk)
+
+    instance.refresh_from_db()
+    assert [call for call, _ in fake_engine.calls] == ["start"] * tasks.PROVISION_ATTEMPTS
+    assert instance.status == "failed"
+    assert instance.error == f"The Docker engine did not answer after {tasks.PROVISION_ATTEMPTS} attempts."
+
+
+def test_it_does_not_retry_a_permanent_failure(instance, use_backend, fake_engine):
+    use_backend("sessions_app.backends.fake.FailingBackend")
+
+    tasks.provision_instance.delay(instance.pk)
+
+    assert [call for call, _ in fake_engine.calls] == ["start"]
+    assert Instance.objects.get(pk=instance.pk).status == "failed"
+
+
+def test_it_ignores_an_instance_that_no_longer_exists(instance, fake_engine):
+    Instance.objects.filter(pk=instance.pk).delete()
+
+    tasks.provision_instance.delay(instance.pk)
+
+    assert fake_engine.calls == []
+
+
+def test_it_is_acknowledged_late_and_requeued_when_the_worker_dies():
+    assert tasks.provision_instance.acks_late is True
+    assert tasks.provision_instance.reject_on_worker_lost is True
+    assert tasks.teardown_instance.acks_late is True

@@ -1,0 +1,189 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from sessions_app.models import Instance, Playground, Session
+
+pytestmark = pytest.mark.django_db
+
+
+def create(api, run_on_commit, body=None, **kwargs):
+    return run_on_commit(
+        api.post, "/sessions", body if body is not None else {"playground_id": "default"}, format="json", **kwargs
+    )
+
+
+def test_it_creates_a_session_with_a_running_instance(api, run_on_commit, fake_engine):
+    response = create(api, run_on_commit)
+
+    assert response.status_code == 201
+    body = response.json()
+    session_id = body["session_id"]
+    assert len(session_id) >= 32
+    assert body["hostname"] == "testserver"
+    assert body["status"] == "open"
+    assert body["instance"]["name"] == "node1"
+    assert body["instance"]["hostname"] == "node1"
+    assert body["instance"]["image"] == "playground-dind:latest"
+    assert body["ws_url"] == f"ws://testserver/sessions/{session_id}/ws"
+    assert body["terminal_url"] == f"http://testserver/p/{session_id}"
+    expires = parse_datetime(body["expires_at"])
+    assert timedelta(hours=1, minutes=59) < expires - timezone.now() <= timedelta(hours=2)
+    # The provisioning task ran after commit and the fake engine holds the container.
+    assert list(fake_engine.containers) == [f"playground-{session_id}"]
+    assert Instance.objects.get(session_id=session_id).status == "running"
+
+
+def test_it_answers_before_provisioning_has_run(api):
+    # Without the commit hooks executing, the response shows what a client
+    # sees at once: an instance that is still pending.
+    response = api.post("/sessions", {"playground_id": "default"}, format="json")
+
+    assert response.status_code == 201
+    assert response.json()["instance"]["status"] == "pending"
+
+
+def test_it_accepts_a_trailing_slash(api, run_on_commit):
+    response = run_on_commit(api.post, "/sessions/", {"playground_id": "default"}, format="json")
+
+    assert response.status_code == 201
+
+
+def test_it_uses_the_default_playground_when_none_is_named(api, run_on_commit):
+    response = create(api, run_on_commit, {})
+
+    assert response.status_code == 201
+    assert response.json()["playground_id"] == "default"
+
+
+def test_it_gives_a_chosen_duration_and_allowed_image(api, run_on_commit):
+    Playground.objects.filter(pk="default").update(allowed_images=["playground-dind:other"])
+
+    response = create(
+        api, run_on_commit, {"playground_id": "default", "image": "playground-dind:other", "duration": 600}
+    )
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["instance"]["image"] == "playground-dind:other"
+    remaining = parse_datetime(body["expires_at"]) - timezone.now()
+    assert timedelta(minutes=9) < remaining <= timedelta(minutes=10)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"playground_id": "nope"}, "unknown_playground"),
+        ({"playground_id": "default", "image": "franela/dind"}, "image_not_allowed"),
+        ({"playground_id": "default", "duration": 5 * 3600}, "invalid_request"),
+        ({"playground_id": "default", "duration": -5}, "invalid_request"),
+        ({"playground_id": "default", "duration": "long"}, "invalid_request"),
+        ({"playground_id": "default", "privileged": True}, "invalid_request"),
+        ({"playground_id": ["default"]}, "invalid_request"),
+        (["default"], "invalid_request"),
+    ],
+)
+def test_it_refuses_bad_input_and_creates_nothing(api, run_on_commit, fake_engine, body, reason):
+    response = create(api, run_on_commit, body)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == reason
+    assert response.json()["message"]
+    assert Session.objects.count() == 0
+    assert Instance.objects.count() == 0
+    assert fake_engine.calls == []
+
+
+def test_it_refuses_malformed_json(api):
+    response = api.post("/sessions", "{not json", content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed_request"
+    assert Session.objects.count() == 0
+
+
+def test_it_refuses_a_body_that_is_not_json(api):
+    response = api.post("/sessions", "playground_id=default", content_type="application/x-www-form-urlencoded")
+
+    assert response.status_code == 415
+    assert response.json()["error"] == "unsupported_media_type"
+    assert Session.objects.count() == 0
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "get"])
+def test_it_refuses_other_methods_on_the_collection(api, method):
+    response = getattr(api, method)("/sessions", {}, format="json")
+
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+
+
+def test_it_shows_a_session_with_its_instance(api, run_on_commit):
+    session_id = create(api, run_on_commit).json()["session_id"]
+
+    response = api.get(f"/sessions/{session_id}")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["session_id"] == session_id
+    assert body["instance"]["status"] == "running"
+    assert body["instance"]["ip_address"].startswith("10.0.")
+    assert body["instance"]["image"] == "playground-dind:latest"
+
+
+@pytest.mark.parametrize("session_id", ["0" * 32, "..", "a" * 500, "%00", "%27%3B%20DROP%20TABLE"])
+def test_it_answers_404_for_an_unknown_session(api, session_id):
+    response = api.get(f"/sessions/{session_id}")
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "session_not_found"
+
+
+def test_it_answers_json_404_for_a_path_trick(api):
+    response = api.get("/sessions/../admin/")
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+def test_it_refuses_put_on_a_session(api, run_on_commit):
+    session_id = create(api, run_on_commit).json()["session_id"]
+
+    response = api.put(f"/sessions/{session_id}", {}, format="json")
+
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+
+
+def test_it_closes_a_session_and_removes_its_instance(api, run_on_commit, fake_engine):
+    session_id = create(api, run_on_commit).json()["session_id"]
+
+    response = run_on_commit(api.delete, f"/sessions/{session_id}")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "closed"
+    assert fake_engine.containers == {}
+    body = api.get(f"/sessions/{session_id}").json()
+    assert body["status"] == "closed"
+    assert body["closed_at"]
+    assert body["instance"]["status"] == "terminated"
+
+
+def test_it_closes_a_session_twice_without_harm(api, run_on_commit, fake_engine):
+    session_id = create(api, run_on_commit).json()["session_id"]
+    run_on_commit(api.delete, f"/sessions/{session_id}")
+
+    response = run_on_commit(api.delete, f"/sessions/{session_id}")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "closed"
+    assert [call for call, _ in fake_engine.calls].count("remove") == 1
+
+
+def test_it_answers_404_when_closing_an_unknown_session(api):
+    response = api.delete("/sessions/" + "f" * 32)
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "session_not_found"
