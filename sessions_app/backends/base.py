@@ -6,7 +6,7 @@ must work in a fresh process, after a crash, and when called twice.
 """
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from sessions_app.errors import PlaygroundError
@@ -37,7 +37,7 @@ class StartResult:
     ip_address: str | None
 
 
-class PollResult(str, Enum):
+class PollResult(StrEnum):
     RUNNING = "running"  # the container runs (whether its daemon answers is not checked)
     STOPPED = "stopped"  # the container exists but does not run
     MISSING = "missing"  # nothing of the instance exists
