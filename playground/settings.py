@@ -155,10 +155,15 @@ REDIS_URL = env_str("REDIS_URL", "")
 CELERY_BROKER_DIR = VAR_DIR / "broker"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    # A task whose worker died unacknowledged is handed out again after this
+    # long. Provisioning is bounded by its time limit, well below it.
+    _visibility_timeout = env_float("PLAYGROUND_BROKER_VISIBILITY_TIMEOUT", 300)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # A task whose worker died unacknowledged is handed out again after
-        # this long. Provisioning is bounded by its time limit, well below it.
-        "visibility_timeout": env_float("PLAYGROUND_BROKER_VISIBILITY_TIMEOUT", 300),
+        "visibility_timeout": _visibility_timeout,
+        # kombu looks for such tasks every interval × throttle seconds, 100 s
+        # by default; look every few seconds instead.
+        "unacked_restore_interval": max(1, min(10, _visibility_timeout / 5)),
+        "unacked_restore_throttle": 1,
     }
 else:
     # No server needed: kombu's filesystem transport, polled often enough

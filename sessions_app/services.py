@@ -149,11 +149,14 @@ def instance_provision(*, instance_id: int) -> None:
     )
     if became_running:
         logger.info("session %s: instance running at %s", instance.session_id, result.ip_address)
-    else:
+        return
+    current = Instance.objects.filter(pk=instance_id).values_list("status", flat=True).first()
+    if current in (None, Status.TERMINATING, Status.TERMINATED):
         # Closed or removed while the container was starting: the teardown may
         # already have run, so remove what this attempt made.
         logger.info("session %s: instance ended while starting; removing it", instance.session_id)
         backend.remove(instance)
+    # Otherwise a second delivery of this task finished first; nothing to do.
 
 
 def instance_fail(*, instance_id: int, message: str, log_message: str = "") -> None:

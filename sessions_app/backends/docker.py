@@ -126,11 +126,25 @@ class DockerBackend(Backend):
 
     def ensure_network(self, instance: Instance, name: str) -> Network:
         """The session's own bridge network, so instances cannot reach each other."""
-        existing = self.client.networks.list(names=[name])
-        exact = [network for network in existing if network.name == name]
-        if exact:
-            return exact[0]
-        return self.client.networks.create(name, driver="bridge", labels=self.labels(instance), check_duplicate=True)
+        existing = self._networks_named(name)
+        if existing:
+            return existing[0]
+        self.client.networks.create(name, driver="bridge", labels=self.labels(instance), check_duplicate=True)
+        # The engine's duplicate check is best effort: two attempts racing
+        # here can both create a network of this name. Every attempt keeps the
+        # oldest and removes the rest, so all of them settle on the same one.
+        survivor, *duplicates = self._networks_named(name)
+        for duplicate in duplicates:
+            try:
+                duplicate.remove()
+            except (NotFound, APIError):
+                pass
+        return survivor
+
+    def _networks_named(self, name: str) -> list[Network]:
+        """Networks of exactly this name (the engine's filter matches substrings), oldest first."""
+        found = [network for network in self.client.networks.list(names=[name]) if network.name == name]
+        return sorted(found, key=lambda network: (network.attrs.get("Created", ""), network.id))
 
     def ensure_volume(self, instance: Instance, name: str) -> None:
         # Creating a volume that exists returns the existing one.
@@ -265,9 +279,7 @@ class DockerBackend(Backend):
             return
 
     def _remove_network(self, name: str) -> None:
-        for network in self.client.networks.list(names=[name]):
-            if network.name != name:
-                continue
+        for network in self._networks_named(name):
             try:
                 network.remove()
             except NotFound:

@@ -83,3 +83,21 @@ def test_it_removes_the_container_when_the_session_closed_while_starting(instanc
 
     assert fake_engine.containers == {}
     assert Instance.objects.get(pk=instance.pk).status == "terminating"
+
+
+def test_it_leaves_the_container_when_a_second_delivery_finished_first(instance, fake_engine, monkeypatch):
+    from sessions_app.backends.fake import FakeBackend
+
+    real_start = FakeBackend.start
+
+    def start_while_another_delivery_wins(self, started):
+        result = real_start(self, started)
+        Instance.objects.filter(pk=started.pk).update(status="running")
+        return result
+
+    monkeypatch.setattr(FakeBackend, "start", start_while_another_delivery_wins)
+
+    services.instance_provision(instance_id=instance.pk)
+
+    assert list(fake_engine.containers) == [f"playground-{instance.session_id}"]
+    assert Instance.objects.get(pk=instance.pk).status == "running"

@@ -1,0 +1,104 @@
+"""How fast a session reaches `running`, and what an idle instance costs.
+
+Run against a platform that is up (scripts/run):
+
+    .venv/bin/python bench/sessions.py --url http://127.0.0.1:8000 --sequential 10 --concurrent 20
+
+It creates sessions one after another, then N at once, and prints the time
+from `POST /sessions` to the instance reading `running` (p50, p95, max), then
+the memory of one idle instance as the Docker engine reports it. Every session
+it opens is closed before it exits.
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import docker
+import requests
+
+POLL_INTERVAL = 0.01
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def time_to_running(http: requests.Session, url: str, timeout: float) -> tuple[str, float]:
+    started = time.perf_counter()
+    response = http.post(f"{url}/sessions", json={"playground_id": "default"}, timeout=30)
+    response.raise_for_status()
+    session_id = response.json()["session_id"]
+    deadline = started + timeout
+    while time.perf_counter() < deadline:
+        instance = http.get(f"{url}/sessions/{session_id}", timeout=30).json()["instance"]
+        if instance["status"] == "running":
+            return session_id, time.perf_counter() - started
+        if instance["status"] == "failed":
+            raise RuntimeError(f"session {session_id} failed: {instance['error']}")
+        time.sleep(POLL_INTERVAL)
+    raise RuntimeError(f"session {session_id} not running after {timeout}s")
+
+
+def close_all(url: str, session_ids: list[str]) -> None:
+    for session_id in session_ids:
+        requests.delete(f"{url}/sessions/{session_id}", timeout=30)
+
+
+def report(label: str, seconds: list[float]) -> None:
+    print(
+        f"{label:<28} n={len(seconds):<3} p50={statistics.median(seconds):.3f}s "
+        f"p95={percentile(seconds, 0.95):.3f}s max={max(seconds):.3f}s"
+    )
+
+
+def idle_memory_mib(client: docker.DockerClient, session_id: str, settle: float) -> float:
+    time.sleep(settle)
+    stats = client.containers.get(f"playground-{session_id}").stats(stream=False)
+    memory = stats["memory_stats"]
+    # What `docker stats` shows: usage less the reclaimable page cache.
+    cache = memory.get("stats", {}).get("total_inactive_file", memory.get("stats", {}).get("inactive_file", 0))
+    return (memory["usage"] - cache) / 2**20
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--sequential", type=int, default=10, help="sessions created one after another")
+    parser.add_argument("--concurrent", type=int, default=20, help="sessions created at once")
+    parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument("--settle", type=float, default=10, help="seconds an instance idles before measuring")
+    args = parser.parse_args()
+    opened: list[str] = []
+    try:
+        http = requests.Session()
+        sequential = []
+        for _ in range(args.sequential):
+            session_id, seconds = time_to_running(http, args.url, args.timeout)
+            opened.append(session_id)
+            sequential.append(seconds)
+            close_all(args.url, [session_id])
+        report("one after another", sequential)
+
+        with ThreadPoolExecutor(args.concurrent) as pool:
+            results = list(
+                pool.map(lambda _: time_to_running(requests.Session(), args.url, args.timeout), range(args.concurrent))
+            )
+        opened.extend(session_id for session_id, _ in results)
+        report(f"{args.concurrent} at once", [seconds for _, seconds in results])
+        close_all(args.url, [session_id for session_id, _ in results])
+
+        session_id, _ = time_to_running(http, args.url, args.timeout)
+        opened.append(session_id)
+        memory = idle_memory_mib(docker.from_env(), session_id, args.settle)
+        print(f"{'idle instance memory':<28} {memory:.1f} MiB (after {args.settle:.0f}s idle)")
+    finally:
+        close_all(args.url, opened)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

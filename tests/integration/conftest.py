@@ -1,0 +1,163 @@
+"""Fixtures for tests on the real Docker engine, PostgreSQL and Redis.
+
+Everything these tests make in Docker carries the label org.playground.test,
+and the session-scoped docker_client fixture removes all of it at the end.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import docker
+import pytest
+from django.conf import settings
+from django.db import connection
+
+TEST_LABEL = "org.playground.test"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.05, what: str = "condition"):
+    """Poll until predicate() returns something truthy, and return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def remove_labelled(client: docker.DockerClient) -> None:
+    selector = {"label": TEST_LABEL}
+    for container in client.containers.list(all=True, filters=selector):
+        container.remove(force=True, v=True)
+    for volume in client.volumes.list(filters=selector):
+        volume.remove(force=True)
+    for network in client.networks.list(filters=selector):
+        network.remove()
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    client = docker.from_env(timeout=60)
+    yield client
+    remove_labelled(client)
+
+
+@pytest.fixture(scope="session")
+def real_services():
+    """The integration tests need PostgreSQL and Redis; scripts/test provides both."""
+    if connection.vendor != "postgresql" or not settings.REDIS_URL:
+        pytest.fail("integration tests need DATABASE_URL (PostgreSQL) and REDIS_URL: run scripts/test")
+
+
+class Worker:
+    """A real `celery -A playground worker` process on the test database."""
+
+    def __init__(self, env: dict[str, str], name: str, queue: str = "celery") -> None:
+        self.env = env
+        self.name = name
+        self.queue = queue
+        self.process: subprocess.Popen | None = None
+        self.log_path = ARTIFACTS / f"worker-{name}.log"
+
+    def start(self) -> "Worker":
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "celery", "-A", "playground", "worker"),
+                *(
+                    "--loglevel=INFO",
+                    "--pool=prefork",
+                    "--concurrency=4",
+                    f"--hostname={self.name}@%h",
+                    f"--queues={self.queue}",
+                ),
+                *("--without-gossip", "--without-mingle"),
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, to kill it whole
+        )
+        wait_for(lambda: " ready." in self.log_path.read_text(), timeout=30, what=f"worker {self.name} to start")
+        return self
+
+    def kill(self) -> None:
+        """Kill the worker and its pool processes at once, as a crash or OOM kill would."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def worker_env(django_db_setup, real_services) -> dict[str, str]:
+    """The environment of a worker that sees the test database and labels its objects."""
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "PLAYGROUND_EXTRA_LABELS": f"{TEST_LABEL}=1",
+        # A task whose worker was killed is handed out again this soon.
+        "PLAYGROUND_BROKER_VISIBILITY_TIMEOUT": "5",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+    }
+
+
+@pytest.fixture(scope="session")
+def worker(worker_env):
+    running = Worker(worker_env, f"main-{uuid.uuid4().hex[:6]}").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def private_queue():
+    """A queue of this test's own, so that only the workers it starts take its jobs."""
+    from playground.celery import app
+
+    previous = app.conf.task_default_queue
+    app.conf.task_default_queue = f"test-{uuid.uuid4().hex[:8]}"
+    yield app.conf.task_default_queue
+    app.conf.task_default_queue = previous
+
+
+@pytest.fixture
+def start_worker(worker_env, private_queue):
+    """Start workers on the test's private queue; they are stopped at its end."""
+    started: list[Worker] = []
+
+    def start() -> Worker:
+        started.append(Worker(worker_env, f"extra-{uuid.uuid4().hex[:6]}", private_queue).start())
+        return started[-1]
+
+    yield start
+    for extra in started:
+        extra.stop()
+
+
+@pytest.fixture
+def platform(transactional_db, settings, docker_client, real_services):
+    """The database state every integration test starts from, with test labels on Docker objects."""
+    from sessions_app.models import Playground
+
+    settings.PLAYGROUND_EXTRA_LABELS = {TEST_LABEL: "1"}
+    Playground.objects.get_or_create(pk="default")
+    return settings

@@ -1,0 +1,192 @@
+"""Sessions on the real stack: the API in a live server, a Celery worker on
+Redis, PostgreSQL, and DIND instances on the Docker engine."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from sessions_app import tasks
+from sessions_app.backends.docker import LABEL_SESSION, resource_names
+from sessions_app.models import Instance
+from tests.integration.conftest import wait_for
+from tests.support.tiny_image import load_tiny_image
+
+pytestmark = pytest.mark.integration
+
+CONFLICT = {
+    "error": "session_already_has_instance",
+    "message": "This session already has an instance. Only one instance per session is allowed.",
+}
+
+
+def create_session(live_server) -> dict:
+    response = requests.post(f"{live_server.url}/sessions", json={"playground_id": "default"}, timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def wait_until_running(live_server, session_id: str, timeout: float = 60) -> dict:
+    def running():
+        body = requests.get(f"{live_server.url}/sessions/{session_id}", timeout=10).json()
+        instance = body["instance"] or {}
+        assert instance.get("status") != "failed", instance.get("error")
+        return body if instance.get("status") == "running" else None
+
+    return wait_for(running, timeout=timeout, what=f"session {session_id} to run")
+
+
+def containers_of(docker_client, session_id: str) -> list:
+    return docker_client.containers.list(all=True, filters={"label": f"{LABEL_SESSION}={session_id}"})
+
+
+def docker_leftovers(docker_client, session_id: str) -> dict:
+    names = resource_names(session_id)
+    return {
+        "containers": containers_of(docker_client, session_id),
+        "volumes": [v for v in docker_client.volumes.list() if v.name == names["volume"]],
+        "networks": [n for n in docker_client.networks.list(names=[names["network"]]) if n.name == names["network"]],
+    }
+
+
+def close_session(live_server, docker_client, session_id: str) -> None:
+    requests.delete(f"{live_server.url}/sessions/{session_id}", timeout=10)
+    wait_for(
+        lambda: not any(docker_leftovers(docker_client, session_id).values()),
+        timeout=30,
+        what=f"session {session_id} to leave Docker",
+    )
+
+
+def test_it_gives_a_session_a_running_docker_host(platform, live_server, worker, docker_client):
+    created = create_session(live_server)
+    session_id = created["session_id"]
+    assert created["instance"]["status"] in {"pending", "provisioning"}
+
+    body = wait_until_running(live_server, session_id)
+
+    instance = body["instance"]
+    assert instance["ip_address"]
+    [container] = containers_of(docker_client, session_id)
+    assert container.name == f"playground-{session_id}"
+    assert container.attrs["Config"]["Hostname"] == "node1"
+    assert container.labels["org.playground.playground"] == "default"
+    assert f"SESSION_ID={session_id}" in container.attrs["Config"]["Env"]
+    host_config = container.attrs["HostConfig"]
+    assert host_config["PidsLimit"] == 1000
+    assert host_config["Memory"] == 2048 * 1024 * 1024
+    assert host_config["LogConfig"]["Config"]["max-size"] == "1m"
+    networks = container.attrs["NetworkSettings"]["Networks"]
+    assert list(networks) == [f"playground-{session_id}"]
+    assert networks[f"playground-{session_id}"]["IPAddress"] == instance["ip_address"]
+    mounts = {mount["Destination"]: mount for mount in container.attrs["Mounts"]}
+    assert mounts["/var/lib/docker"]["Name"] == f"playground-{session_id}-docker"
+
+    # The learner's first `docker run` works: nothing can be pulled here, so
+    # a small image made on this machine is loaded into the inner daemon.
+    load_tiny_image(container)
+    exit_code, output = container.exec_run(["docker", "run", "--rm", "tiny:latest", "echo", "hello from inside"])
+    assert (exit_code, output.decode().strip()) == (0, "hello from inside")
+
+    close_session(live_server, docker_client, session_id)
+
+
+def test_it_leaves_nothing_in_docker_after_delete(platform, live_server, worker, docker_client):
+    session_id = create_session(live_server)["session_id"]
+    wait_until_running(live_server, session_id)
+    assert all(docker_leftovers(docker_client, session_id).values())
+
+    response = requests.delete(f"{live_server.url}/sessions/{session_id}", timeout=10)
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "closed"
+    wait_for(
+        lambda: not any(docker_leftovers(docker_client, session_id).values()),
+        timeout=15,
+        what="container, volume and network to be removed",
+    )
+    body = wait_for(
+        lambda: (
+            (b := requests.get(f"{live_server.url}/sessions/{session_id}", timeout=10).json())["instance"]["status"]
+            == "terminated"
+            and b
+        ),
+        timeout=15,
+        what="the instance to read as terminated",
+    )
+    assert body["status"] == "closed"
+
+
+def post_instances_at_once(live_server, session_id: str, count: int = 20) -> list[requests.Response]:
+    url = f"{live_server.url}/sessions/{session_id}/instances"
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda _: requests.post(url, json={}, timeout=30), range(count)))
+
+
+def test_it_refuses_every_one_of_twenty_concurrent_instance_requests(platform, live_server, worker, docker_client):
+    session_id = create_session(live_server)["session_id"]
+
+    responses = post_instances_at_once(live_server, session_id)
+
+    assert [r.status_code for r in responses] == [409] * 20
+    assert all(r.json() == CONFLICT for r in responses)
+    assert Instance.objects.filter(session_id=session_id).count() == 1
+    wait_until_running(live_server, session_id)
+    assert len(containers_of(docker_client, session_id)) == 1
+    close_session(live_server, docker_client, session_id)
+
+
+def test_it_lets_exactly_one_of_twenty_racing_requests_replace_a_removed_instance(
+    platform, live_server, worker, docker_client
+):
+    session_id = create_session(live_server)["session_id"]
+    wait_until_running(live_server, session_id)
+    assert requests.delete(f"{live_server.url}/sessions/{session_id}/instances/node1", timeout=10).status_code == 202
+    wait_for(
+        lambda: requests.get(f"{live_server.url}/sessions/{session_id}/instances", timeout=10).json() == [],
+        timeout=30,
+        what="the instance to be removed",
+    )
+    assert not any(docker_leftovers(docker_client, session_id).values())
+
+    responses = post_instances_at_once(live_server, session_id)
+
+    assert sorted(r.status_code for r in responses) == [201] + [409] * 19
+    assert Instance.objects.filter(session_id=session_id).count() == 1
+    wait_until_running(live_server, session_id)
+    assert len(containers_of(docker_client, session_id)) == 1
+    close_session(live_server, docker_client, session_id)
+
+
+def test_it_makes_one_container_when_the_provisioning_task_is_delivered_twice(
+    platform, live_server, worker, docker_client
+):
+    session_id = create_session(live_server)["session_id"]
+    # A second delivery of the same job, running beside the first.
+    tasks.provision_instance.delay(Instance.objects.get(session_id=session_id).pk)
+
+    wait_until_running(live_server, session_id)
+
+    assert len(containers_of(docker_client, session_id)) == 1
+    assert len(docker_leftovers(docker_client, session_id)["networks"]) == 1
+    close_session(live_server, docker_client, session_id)
+
+
+def test_it_recovers_from_a_worker_killed_while_provisioning(platform, live_server, start_worker, docker_client):
+    doomed = start_worker()
+    session_id = create_session(live_server)["session_id"]
+    # Kill the worker in the middle: its container exists, the instance is
+    # not running yet.
+    wait_for(lambda: containers_of(docker_client, session_id), timeout=30, interval=0.01, what="the container")
+    doomed.kill()
+    instance = Instance.objects.get(session_id=session_id)
+    assert instance.status == "provisioning", "the worker finished before it could be killed"
+
+    start_worker()  # the job is handed out again to the new worker
+    wait_until_running(live_server, session_id, timeout=90)
+
+    [container] = containers_of(docker_client, session_id)
+    assert container.status == "running"
+    exit_code, _ = container.exec_run(["docker", "version"])
+    assert exit_code == 0
+    close_session(live_server, docker_client, session_id)
