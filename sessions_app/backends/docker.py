@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 
+import docker
 import requests
 from django.conf import settings
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -16,7 +17,6 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 from docker.types import LogConfig
 
-import docker
 from sessions_app.backends.base import Backend, BackendError, PollResult, StartResult, TransientBackendError
 from sessions_app.models import Instance
 
