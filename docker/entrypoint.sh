@@ -1,0 +1,225 @@
+#!/bin/sh
+# PID 1 of a playground instance: make cgroups usable for a nested Docker,
+# start the inner dockerd in the background, then hand the container's TTY to
+# a login shell that comes back whenever the user exits it.
+#
+# One script for both bases (docker:*-dind on Alpine, our debootstrapped
+# Debian) and for the three ways an instance may be confined: --privileged,
+# the capability profile (cap_add ALL minus SYS_RESOURCE, seccomp and
+# AppArmor unconfined) and sysbox-runc. It is plain POSIX sh because dash and
+# busybox ash start in a millisecond and bash may not exist on a bare base.
+#
+# Arguments starting with "-" are passed to dockerd; any other command runs
+# in place of the login shell once dockerd has been started.
+set -u
+
+DOCKERD_LOG=/var/log/dockerd.log
+dockerd_pid=
+shell_pid=
+
+warn() {
+	echo "playground: $*" >&2
+}
+
+# cgroup v1: a nested dockerd creates its cgroups in /sys/fs/cgroup/<controller>,
+# which must be this container's own cgroup and writable. Under the capability
+# profile Docker mounts each controller read-only, and the inner dockerd fails
+# with "mkdir /sys/fs/cgroup/cpuset/docker: read-only file system"; under
+# --privileged it mounts whole host hierarchies read-write, and nested
+# containers would land beside the instance, outside its memory and pids
+# limits. Either way: mount a fresh hierarchy of the controller privately, bind
+# our own cgroup inside it over /sys/fs/cgroup/<controller>, and drop the
+# private mount. Controllers already rooted at our cgroup and writable (sysbox,
+# which gives each container a cgroup namespace) are left alone.
+cgroup_setup_v1() {
+	# " <mount point>|<root of the mount>|<ro or rw> " for each cgroup mount.
+	mounts=$(awk '$5 ~ "^/sys/fs/cgroup/" && / - cgroup / {
+		printf " %s|%s|%s ", $5, $4, ($6 ~ /(^|,)ro(,|$)/ ? "ro" : "rw")
+	}' /proc/self/mountinfo)
+	scratch=/run/playground-cgroup
+	while IFS=: read -r _ controllers path; do
+		# The "0::/..." line of a hybrid host names no controller.
+		[ -n "$controllers" ] || continue
+		dir=/sys/fs/cgroup/${controllers#name=}
+		case $mounts in
+		*" $dir|$path|rw "*) continue ;;
+		*" $dir|"*) ;;
+		*) continue ;;
+		esac
+		case $controllers in
+		name=*) options=none,$controllers ;;
+		*) options=$controllers ;;
+		esac
+		[ -d "$scratch" ] || mkdir -p "$scratch"
+		if ! mount -t cgroup -o "$options" cgroup "$scratch"; then
+			warn "could not mount the $controllers cgroup hierarchy; nested containers may fail"
+			continue
+		fi
+		if ! { umount "$dir" && mount -o bind "$scratch$path" "$dir"; }; then
+			warn "could not make $dir writable; nested containers may fail"
+		fi
+		umount "$scratch"
+	done </proc/self/cgroup
+	[ ! -d "$scratch" ] || rmdir "$scratch"
+}
+
+# cgroup v2: what the official dind script does. The root of our cgroup
+# namespace must hold no process before controllers can be delegated to the
+# cgroups the inner dockerd creates, so move everything into "init" first.
+cgroup_setup_v2() {
+	# Only at the root of our own cgroup namespace (Docker's default on v2):
+	# with the host's namespace, "init" would take in the host's processes.
+	read -r line </proc/self/cgroup
+	[ "$line" = "0::/" ] || return 0
+	if awk '$5 == "/sys/fs/cgroup" && $6 ~ /(^|,)ro(,|$)/ { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+		mount -o remount,rw /sys/fs/cgroup || warn "/sys/fs/cgroup is read-only; nested containers may fail"
+	fi
+	mkdir -p /sys/fs/cgroup/init
+	# Processes that exit meanwhile (cat itself) fail to move; that is fine.
+	while read -r pid; do
+		echo "$pid" >/sys/fs/cgroup/init/cgroup.procs
+	done </sys/fs/cgroup/cgroup.procs 2>/dev/null
+	read -r controllers </sys/fs/cgroup/cgroup.controllers
+	enable=
+	for controller in $controllers; do
+		enable="$enable +$controller"
+	done
+	[ -z "$enable" ] || echo "$enable" >/sys/fs/cgroup/cgroup.subtree_control ||
+		warn "could not enable cgroup controllers:$enable"
+}
+
+# The inner dockerd programs its bridge with whatever `iptables` is on PATH,
+# and the kernel must support that backend. Each base has a default that works
+# on our hosts (legacy on the offline base, nft on Alpine); DOCKER_IPTABLES_LEGACY
+# forces a backend as in the official image (non-empty: legacy, empty: nft),
+# and a default the kernel rejects is swapped for the other one. The choice
+# only affects dockerd, through a directory of symlinks put first on its PATH.
+iptables_setup() {
+	if [ -n "${DOCKER_IPTABLES_LEGACY+x}" ]; then
+		variant=${DOCKER_IPTABLES_LEGACY:+legacy}
+		variant=${variant:-nft}
+	elif iptables -nL >/dev/null 2>&1; then
+		return 0
+	else
+		case $(readlink -f "$(command -v iptables)") in
+		*legacy*) variant=nft ;;
+		*) variant=legacy ;;
+		esac
+	fi
+	command -v "iptables-$variant" >/dev/null 2>&1 || return 0
+	dir=/run/playground-iptables
+	mkdir -p "$dir"
+	for family in iptables ip6tables; do
+		for suffix in "" -save -restore; do
+			target=$(command -v "$family-$variant$suffix") && ln -sf "$target" "$dir/$family$suffix"
+		done
+	done
+	PATH=$dir:$PATH
+	export PATH
+}
+
+start_dockerd() {
+	# A restarted container keeps its filesystem, and with it the pid files
+	# of the daemons that were killed with it; they would refuse to start.
+	# (Start-up time matters, hence no needless fork on a fresh container.)
+	for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+		[ ! -e "$pidfile" ] || rm -f "$pidfile"
+	done
+	[ -d "${DOCKERD_LOG%/*}" ] || mkdir -p "${DOCKERD_LOG%/*}"
+	# dockerd reads /etc/docker/daemon.json by itself when it exists (it must
+	# not set "hosts", which the flag below already does).
+	dockerd --host=unix:///var/run/docker.sock "$@" </dev/null >>"$DOCKERD_LOG" 2>&1 &
+	dockerd_pid=$!
+}
+
+# The user's terminal is the container's own TTY. Each login shell must be
+# the terminal's foreground process group with SIGINT at its default (so that
+# Ctrl-C stops `ping` or `docker logs -f`), while this PID 1 waits in the
+# interruptible `wait`, where a SIGTERM is handled at once rather than after
+# the user's shell exits. A plain `bash -l &` gets neither: without job control
+# it inherits SIGINT ignored, and with it it is a background job that the
+# terminal stops. docker-init (tini, shipped by both bases) starts its child in
+# a new process group and hands it the terminal, which is exactly the missing
+# piece; -s keeps it quiet about not being PID 1.
+run_shells() {
+	shell="bash"
+	command -v bash >/dev/null 2>&1 || shell="sh"
+	init=
+	for candidate in docker-init tini; do
+		if command -v "$candidate" >/dev/null 2>&1; then
+			init=$candidate
+			break
+		fi
+	done
+	set -m
+	cd "${HOME:-/root}" 2>/dev/null || cd /
+	while :; do
+		if [ -n "$init" ]; then
+			"$init" -s -- "$shell" -l &
+			shell_pid=$!
+			wait "$shell_pid"
+			status=$?
+		else
+			# Without an init to hand over the terminal, run the shell in the
+			# foreground; SIGTERM then waits until the user's shell exits.
+			"$shell" -l
+			status=$?
+		fi
+		# A shell that cannot start at all must not spin.
+		[ "$status" -eq 0 ] || sleep 0.2
+	done
+}
+
+# Stop dockerd on SIGTERM. On its own it would give each nested container its
+# stop timeout (10 s) and then 5 s more, longer than `docker stop` gives this
+# container, so the instance would be killed midway; stopping the nested
+# containers first with a short grace keeps the whole shutdown within ~3 s.
+stop_dockerd() {
+	[ -n "$dockerd_pid" ] || return 0
+	running=$(timeout 2 docker ps -q 2>/dev/null)
+	# shellcheck disable=SC2086 # one argument per container id
+	[ -z "$running" ] || timeout 5 docker stop -t 2 $running >/dev/null 2>&1
+	kill -TERM "$dockerd_pid" 2>/dev/null
+	wait "$dockerd_pid"
+}
+
+shutdown() {
+	trap - TERM INT
+	# docker-init passes the hangup on to the login shell.
+	[ -z "$shell_pid" ] || kill -HUP "$shell_pid" 2>/dev/null
+	stop_dockerd
+	exit 0
+}
+
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+	cgroup_setup_v2
+else
+	cgroup_setup_v1
+fi
+
+iptables_setup
+
+trap shutdown TERM INT
+if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
+	start_dockerd "$@"
+	set --
+else
+	start_dockerd
+fi
+
+if [ "$#" -gt 0 ]; then
+	"$@" &
+	shell_pid=$!
+	wait "$shell_pid"
+	status=$?
+	trap - TERM INT
+	stop_dockerd
+	exit "$status"
+elif [ -t 0 ]; then
+	run_shells
+else
+	wait "$dockerd_pid"
+	warn "dockerd exited; see $DOCKERD_LOG"
+	exit 1
+fi
+shutdown

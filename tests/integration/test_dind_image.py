@@ -1,0 +1,250 @@
+"""The DIND image on the real Docker engine: it builds (once), its inner daemon
+answers, nested containers run and publish ports, and the terminal behaves.
+
+These tests need no database: they start instances the way the Docker backend
+does, with the capability profile that works where --privileged is refused.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+import uuid
+
+import docker
+import pytest
+
+from sessions_app.dind_image import LABEL_BASE_IMAGE, LABEL_CONTEXT_HASH, build_dind_image
+from tests.support.tiny_image import INDEX_HTML, load_tiny_image
+
+pytestmark = pytest.mark.integration
+
+TEST_LABEL = "org.playground.test"
+RUN_LABEL = "org.playground.test-run"
+RUN_ID = uuid.uuid4().hex[:10]
+LABELS = {TEST_LABEL: "1", RUN_LABEL: RUN_ID}
+IMAGE_TAG = f"playground-dind:test-{RUN_ID}"
+
+# What the Docker backend passes where --privileged is refused.
+CAPABILITY_PROFILE = {
+    "cap_add": ["ALL"],
+    "cap_drop": ["SYS_RESOURCE"],
+    "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
+}
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """The real engine; everything this module makes there is removed at its end."""
+    client = docker.from_env(timeout=120)
+    yield client
+    selector = {"label": f"{RUN_LABEL}={RUN_ID}"}
+    for container in client.containers.list(all=True, filters=selector):
+        container.remove(force=True, v=True)
+    for volume in client.volumes.list(filters=selector):
+        volume.remove(force=True)
+    try:
+        client.images.remove(IMAGE_TAG)  # only the tag: the image is shared with the real one
+    except docker.errors.ImageNotFound:
+        pass
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def image(engine) -> str:
+    return build_dind_image(client=engine, tag=IMAGE_TAG, log=lambda message: None)
+
+
+def start_instance(engine, image: str):
+    """Start an instance as the platform does and wait until its inner daemon answers."""
+    volume = engine.volumes.create(name=f"playground-test-{uuid.uuid4().hex[:10]}", labels=LABELS)
+    container = engine.containers.run(
+        image,
+        detach=True,
+        hostname="node1",
+        tty=True,
+        stdin_open=True,
+        labels=LABELS,
+        volumes={volume.name: {"bind": "/var/lib/docker", "mode": "rw"}},
+        **CAPABILITY_PROFILE,
+    )
+    result = container.exec_run(["wait-for-docker", "30"])
+    assert result.exit_code == 0, result.output.decode(errors="replace")
+    return container
+
+
+@pytest.fixture(scope="module")
+def instance(engine, image):
+    container = start_instance(engine, image)
+    load_tiny_image(container)
+    return container
+
+
+def run(container, command: str) -> tuple[int, str]:
+    result = container.exec_run(["sh", "-c", command])
+    return result.exit_code, result.output.decode(errors="replace")
+
+
+class Terminal:
+    """The container's own TTY, attached over the API as the browser terminal will be."""
+
+    def __init__(self, container) -> None:
+        params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+        self.socket: socket.socket = container.attach_socket(params=params)._sock
+        self.socket.settimeout(0.1)
+        self.screen = b""
+
+    def type(self, text: str) -> None:
+        self.socket.sendall(text.encode())
+
+    def expect(self, pattern: str, timeout: float = 5) -> re.Match:
+        """Wait for ``pattern`` in the output since the last match, colours stripped."""
+        regex = re.compile(pattern.encode())
+        deadline = time.monotonic() + timeout
+        while True:
+            match = regex.search(ANSI.sub(b"", self.screen))
+            if match:
+                self.screen = ANSI.sub(b"", self.screen)[match.end() :]
+                return match
+            if time.monotonic() > deadline:
+                shown = self.screen[-500:]
+                raise AssertionError(f"{pattern!r} not seen within {timeout}s; the terminal shows {shown!r}")
+            try:
+                self.screen += self.socket.recv(65536)
+            except TimeoutError:
+                pass
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+@pytest.fixture
+def terminal(instance):
+    attached = Terminal(instance)
+    yield attached
+    attached.close()
+
+
+def test_it_builds_the_image_once_and_then_does_nothing(engine, image):
+    built = engine.images.get(image)
+    assert built.labels["org.playground.dind"] == "1"
+    assert len(built.labels[LABEL_CONTEXT_HASH]) == 64
+    assert built.labels[LABEL_BASE_IMAGE]
+    assert built.attrs["Config"]["Entrypoint"] == ["/usr/local/bin/playground-entrypoint"]
+
+    messages: list[str] = []
+    started = time.monotonic()
+    again = build_dind_image(client=engine, tag=IMAGE_TAG, log=messages.append)
+    elapsed = time.monotonic() - started
+
+    assert again == image
+    assert elapsed < 1.0
+    assert any("up to date" in message for message in messages), messages
+
+
+def test_it_starts_an_inner_daemon_on_overlay2(instance):
+    status, output = run(instance, "docker info --format '{{.Driver}} {{.CgroupDriver}}'")
+
+    assert status == 0, output
+    assert output.split() == ["overlay2", "cgroupfs"]
+
+
+def test_it_runs_nested_containers(instance):
+    status, output = run(instance, "docker run --rm tiny:latest echo hello")
+
+    assert status == 0, output
+    assert output.strip() == "hello"
+
+
+def test_it_keeps_nested_containers_inside_the_instance_cgroup(instance):
+    # Otherwise the instance's memory and pids limits would not apply to them.
+    def memory_cgroup(listing: str) -> str:
+        return next(line.split(":", 2)[2] for line in listing.splitlines() if ":memory:" in line)
+
+    _, own = run(instance, "cat /proc/1/cgroup")
+    status, nested = run(instance, "docker run --rm tiny:latest cat /proc/self/cgroup")
+
+    assert status == 0, nested
+    assert memory_cgroup(nested).startswith(memory_cgroup(own).rstrip("/") + "/docker/")
+
+
+def test_it_publishes_ports_of_nested_containers(instance):
+    status, output = run(instance, "docker run -d --name web -p 8080:80 tiny:latest httpd -f -p 80")
+    assert status == 0, output
+
+    deadline = time.monotonic() + 10
+    while True:
+        status, page = run(instance, "curl -sf -m 2 http://localhost:8080/")
+        if status == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert page == INDEX_HTML.decode()
+
+
+def test_it_shows_a_prompt_with_the_hostname_and_address(instance, terminal):
+    instance.reload()
+    address = instance.attrs["NetworkSettings"]["IPAddress"]
+
+    terminal.type("\n")
+    terminal.expect(rf"\[node1\] \(local\) root@{re.escape(address)} ~\$ ")
+    terminal.type("echo $((6 * 7))\n")
+    terminal.expect(r"[\r\n]42\r?\n")
+
+
+def test_it_lets_ctrl_c_stop_a_command(terminal):
+    terminal.type("sleep 60\n")
+    terminal.expect(r"sleep 60")
+    time.sleep(0.3)
+    terminal.type("\x03")
+    terminal.type("echo status=$?\n")
+
+    terminal.expect(r"status=130", timeout=3)
+
+
+def test_it_starts_a_new_login_shell_when_the_user_exits(instance, terminal):
+    terminal.type("echo pid=$$\n")
+    first = terminal.expect(r"pid=(\d+)").group(1)
+    terminal.type("exit\n")
+
+    terminal.expect(r"Welcome to the Docker playground")
+    terminal.type("echo pid=$$\n")
+    second = terminal.expect(r"pid=(\d+)").group(1)
+    assert second != first
+    status, output = run(instance, "docker version --format '{{.Server.Version}}'")
+    assert status == 0, output
+
+
+def test_it_stops_its_daemon_and_nested_containers_on_sigterm(engine, image):
+    container = start_instance(engine, image)
+    load_tiny_image(container)
+    status, output = run(container, "docker run -d tiny:latest sleep 600")
+    assert status == 0, output
+
+    started = time.monotonic()
+    container.stop(timeout=10)
+    elapsed = time.monotonic() - started
+
+    container.reload()
+    assert container.attrs["State"]["ExitCode"] == 0
+    assert elapsed < 8
+    stream, _ = container.get_archive("/var/log/dockerd.log")
+    assert b"Daemon shutdown complete" in b"".join(stream)
+
+
+def test_it_reports_a_daemon_that_died(engine, image):
+    volume = engine.volumes.create(labels=LABELS)
+    container = engine.containers.run(
+        image,
+        ["sh", "-c", "until pgrep -x dockerd; do sleep 0.05; done; pkill -x dockerd; wait-for-docker 20"],
+        detach=True,
+        labels=LABELS,
+        volumes={volume.name: {"bind": "/var/lib/docker", "mode": "rw"}},
+        **CAPABILITY_PROFILE,
+    )
+
+    result = container.wait(timeout=15)
+
+    assert result["StatusCode"] == 1
+    assert b"the inner Docker daemon is not running" in container.logs()
