@@ -151,6 +151,7 @@ run_shells() {
 			break
 		fi
 	done
+	wait_for_terminal_size
 	set -m
 	cd "${HOME:-/root}" 2>/dev/null || cd /
 	while :; do
@@ -168,6 +169,21 @@ run_shells() {
 		# A shell that cannot start at all must not spin.
 		[ "$status" -eq 0 ] || sleep 0.2
 	done
+}
+
+# The first login shell starts once the terminal has a size, that is once the
+# platform's first viewer has attached and said how big its window is: the
+# welcome text and the first prompt then reach that viewer, drawn for its
+# width. Resizing sends SIGWINCH to this foreground PID 1, which ends the wait
+# at once; the poll is only a fallback.
+wait_for_terminal_size() {
+	sized=
+	trap 'sized=1' WINCH
+	while [ -z "$sized" ] && [ "$(stty size 2>/dev/null)" = "0 0" ]; do
+		sleep 1 &
+		wait $!
+	done
+	trap - WINCH
 }
 
 # Stop dockerd on SIGTERM. On its own it would give each nested container its

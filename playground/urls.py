@@ -4,6 +4,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("sessions_app.urls")),
+    path("", include("terminals.urls")),
 ]
 
 handler400 = "playground.views.bad_request"

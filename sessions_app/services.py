@@ -13,7 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from sessions_app import tasks
+from sessions_app import events, tasks
 from sessions_app.backends import get_backend
 from sessions_app.backends.base import BackendError, TransientBackendError
 from sessions_app.errors import (
@@ -77,6 +77,7 @@ def session_close(*, session_id: str) -> Session:
             _terminate_instance_of(session)
     if closed:
         logger.info("session %s closed", session_id)
+        events.session_status_changed(session_id=session_id, status="closed", message="The session was closed.")
     return session_get(session_id=session_id)
 
 

@@ -4,8 +4,10 @@ Everything these tests make in Docker carries the label org.playground.test,
 and the session-scoped docker_client fixture removes all of it at the end.
 """
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,13 +37,24 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.05, what: str = "
 
 
 def remove_labelled(client: docker.DockerClient) -> None:
+    """Remove what the tests made; a removal the platform already started is waited for."""
     selector = {"label": TEST_LABEL}
-    for container in client.containers.list(all=True, filters=selector):
-        container.remove(force=True, v=True)
-    for volume in client.volumes.list(filters=selector):
-        volume.remove(force=True)
-    for network in client.networks.list(filters=selector):
-        network.remove()
+
+    def remove_all() -> bool:
+        for kind in (client.containers.list(all=True, filters=selector), client.volumes.list(filters=selector)):
+            for item in kind:
+                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                    item.remove(force=True, **({"v": True} if hasattr(item, "wait") else {}))
+        for network in client.networks.list(filters=selector):
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                network.remove()
+        return not (
+            client.containers.list(all=True, filters=selector)
+            or client.volumes.list(filters=selector)
+            or client.networks.list(filters=selector)
+        )
+
+    wait_for(remove_all, timeout=60, interval=0.5, what="the tests' Docker objects to be removed")
 
 
 @pytest.fixture(scope="session")
@@ -161,3 +174,50 @@ def platform(transactional_db, settings, docker_client, real_services):
     settings.PLAYGROUND_EXTRA_LABELS = {TEST_LABEL: "1"}
     Playground.objects.get_or_create(pk="default")
     return settings
+
+
+class WebServer:
+    """The platform's ASGI application under a real Daphne, on the test database."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = env
+        self.log_path = ARTIFACTS / "daphne.log"
+
+    def start(self) -> "WebServer":
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "playground.asgi:application"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+        def answers() -> bool:
+            with socket.socket() as client:
+                return client.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_for(answers, timeout=30, what="daphne to listen")
+        return self
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def web(worker_env, worker):
+    """Daphne serving the API and the terminal WebSocket, with a worker behind it."""
+    server = WebServer(worker_env).start()
+    yield server
+    server.stop()

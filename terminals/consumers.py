@@ -1,0 +1,273 @@
+"""The WebSocket of a session's terminal: `/sessions/{id}/ws`.
+
+Binary frames carry raw terminal bytes both ways. Text frames carry JSON
+control messages; the protocol is described in the README. Close codes:
+
+4404  there is no such session
+4410  the session is closed or has expired
+4500  the instance failed to start
+1009  a frame was larger than the server accepts
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.utils import timezone
+
+from sessions_app.events import session_group
+from sessions_app.models import Instance, Session
+from terminals.hub import Viewer, registry
+
+logger = logging.getLogger(__name__)
+
+CLOSE_NO_SESSION = 4404
+CLOSE_SESSION_ENDED = 4410
+CLOSE_INSTANCE_FAILED = 4500
+CLOSE_TOO_BIG = 1009
+
+MAX_INPUT_FRAME = 1024 * 1024
+MAX_CONTROL_FRAME = 64 * 1024
+MAX_TERMINAL_SIDE = 1000
+POLL_WHILE_STARTING = 0.2  # seconds between looks at an instance that is not running yet
+POLL_WHILE_RUNNING = 5.0  # seconds between looks at a running session (expiry, removal)
+
+STATUS_MESSAGES = {
+    Instance.Status.PENDING: "Waiting for a Docker host…",
+    Instance.Status.PROVISIONING: "Starting your Docker host…",
+    Instance.Status.RUNNING: "Your Docker host is ready.",
+    Instance.Status.TERMINATING: "The instance is being removed.",
+    Instance.Status.TERMINATED: "The instance was removed.",
+}
+
+
+@dataclass(frozen=True)
+class SessionState:
+    status: str  # "open", "closed" or "expired"
+    expires_at: datetime
+    instance: dict | None
+
+    @property
+    def ended(self) -> bool:
+        return self.status != Session.Status.OPEN
+
+
+@database_sync_to_async
+def load_state(session_id: str) -> SessionState | None:
+    session = Session.objects.select_related("instance").filter(pk=session_id).first()
+    if session is None:
+        return None
+    status = session.status
+    if status == Session.Status.OPEN and session.expires_at <= timezone.now():
+        status = "expired"
+    try:
+        instance = session.instance
+    except Instance.DoesNotExist:
+        instance = None
+    details = None
+    if instance is not None:
+        details = {
+            "name": instance.name,
+            "hostname": instance.hostname,
+            "status": instance.status,
+            "ip_address": instance.ip_address,
+            "error": instance.error,
+            "container": instance.container_name,
+        }
+    return SessionState(status=status, expires_at=session.expires_at, instance=details)
+
+
+class ControlError(ValueError):
+    pass
+
+
+def parse_control(text: str) -> dict:
+    """Validate a text frame; raises ControlError with a message for the client."""
+    try:
+        message = json.loads(text)
+    except ValueError:
+        raise ControlError("Control messages are JSON objects.") from None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        raise ControlError('Control messages are JSON objects with a "type".')
+    kind = message["type"]
+    if kind == "resize":
+        cols, rows = message.get("cols"), message.get("rows")
+        for value in (cols, rows):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TERMINAL_SIDE:
+                raise ControlError(f"resize needs whole numbers cols and rows from 1 to {MAX_TERMINAL_SIDE}.")
+    elif kind == "input":
+        if not isinstance(message.get("data"), str):
+            raise ControlError('input needs a string "data".')
+    elif kind == "ack":
+        value = message.get("bytes")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ControlError('ack needs a whole number of "bytes".')
+    elif kind not in ("pause", "resume"):
+        raise ControlError(f"Unknown control message type {kind!r}.")
+    return message
+
+
+class TerminalConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        self.viewer: Viewer | None = None
+        self.size: tuple[int, int] | None = None
+        self.paused = False
+        # Acknowledgements count output since the socket opened; a viewer
+        # counts since it joined. The difference is the output sent before.
+        self.sent_total = 0
+        self.ack_base = 0
+        self.follower: asyncio.Task | None = None
+        self.wake = asyncio.Event()
+        state = await load_state(self.session_id)
+        # Accepting first lets the close code reach the client; a refused
+        # handshake would only show as a failed connection.
+        await self.accept()
+        if state is None:
+            await self.close(code=CLOSE_NO_SESSION)
+            return
+        if state.ended:
+            await self.send_status(state.status, self.ended_message(state.status))
+            await self.close(code=CLOSE_SESSION_ENDED)
+            return
+        if self.channel_layer is not None:
+            await self.channel_layer.group_add(session_group(self.session_id), self.channel_name)
+        self.follower = asyncio.create_task(self.follow_session(state))
+
+    async def disconnect(self, code: int) -> None:
+        if self.follower:
+            self.follower.cancel()
+        self.leave_terminal()
+        if self.channel_layer is not None:
+            with contextlib.suppress(Exception):
+                await self.channel_layer.group_discard(session_group(self.session_id), self.channel_name)
+
+    # --- Following the session ----------------------------------------------------
+
+    async def follow_session(self, state: SessionState | None) -> None:
+        """Report the instance's status, attach once it runs, end with the session."""
+        reported = None
+        while True:
+            if state is None or state.ended:
+                status = state.status if state else "closed"
+                await self.end(status, self.ended_message(status))
+                return
+            instance = state.instance or {"status": Instance.Status.PENDING}
+            status = instance["status"]
+            if status == Instance.Status.FAILED:
+                await self.send_status("failed", instance.get("error") or "The instance could not be started.")
+                await self.close(code=CLOSE_INSTANCE_FAILED)
+                return
+            if status == Instance.Status.RUNNING and self.viewer is None:
+                await self.join_terminal(instance)
+                if self.viewer is None:
+                    status = "reconnecting"
+            if status != reported:
+                await self.send_status(status, STATUS_MESSAGES.get(status, "Reconnecting to the instance…"), instance)
+                reported = status
+            delay = POLL_WHILE_RUNNING if self.viewer else POLL_WHILE_STARTING
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), delay)
+            self.wake.clear()
+            state = await load_state(self.session_id)
+
+    async def join_terminal(self, instance: dict) -> None:
+        try:
+            self.viewer = await registry.join(
+                self.session_id, instance["container"], send=self.send_output, on_end=self.terminal_ended
+            )
+        except Exception as exc:
+            logger.info("session %s: cannot attach to the instance yet: %s", self.session_id, exc)
+            await asyncio.sleep(1)
+            return
+        self.ack_base = self.sent_total
+        self.viewer.size = self.size
+        if self.paused:
+            self.viewer.pause(True)
+        self.viewer.hub.sizes_changed()
+
+    def terminal_ended(self) -> None:
+        # The instance's TTY went away: removed, restarted, or its engine is
+        # down. Look at the session again right away.
+        self.viewer = None
+        self.wake.set()
+
+    def leave_terminal(self) -> None:
+        if self.viewer is not None:
+            self.viewer.hub.remove_viewer(self.viewer)
+            self.viewer = None
+
+    async def end(self, status: str, message: str) -> None:
+        self.leave_terminal()
+        await self.send_status(status, message)
+        await self.close(code=CLOSE_SESSION_ENDED)
+
+    @staticmethod
+    def ended_message(status: str) -> str:
+        return "The session has expired." if status == "expired" else "The session is closed."
+
+    # --- Messages to the browser ------------------------------------------------
+
+    async def send_output(self, data: bytes) -> None:
+        self.sent_total += len(data)
+        await self.send(bytes_data=data)
+
+    async def send_status(self, status: str, message: str, instance: dict | None = None) -> None:
+        event = {"type": "status", "status": status, "message": message}
+        if instance and instance.get("name"):
+            event["instance"] = {key: instance.get(key) for key in ("name", "hostname", "ip_address", "status")}
+        await self.send(text_data=json.dumps(event))
+
+    async def send_error(self, message: str) -> None:
+        await self.send(text_data=json.dumps({"type": "error", "message": message}))
+
+    async def session_status(self, event: dict) -> None:
+        """A status event from the channel layer (the session was closed or expired)."""
+        if self.follower:
+            self.follower.cancel()
+        await self.end(event["status"], event["message"])
+
+    # --- Messages from the browser ----------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if bytes_data is not None:
+            if len(bytes_data) > MAX_INPUT_FRAME:
+                await self.close(code=CLOSE_TOO_BIG)
+                return
+            await self.type_in(bytes_data)
+            return
+        if len(text_data) > MAX_CONTROL_FRAME:
+            await self.close(code=CLOSE_TOO_BIG)
+            return
+        try:
+            message = parse_control(text_data)
+        except ControlError as exc:
+            await self.send_error(str(exc))
+            return
+        await self.control(message)
+
+    async def type_in(self, data: bytes) -> None:
+        # Keystrokes before the shell is attached have nowhere to go.
+        if self.viewer is not None:
+            await self.viewer.hub.write(data)
+
+    async def control(self, message: dict) -> None:
+        kind = message["type"]
+        if kind == "input":
+            await self.type_in(message["data"].encode("utf-8", "replace"))
+        elif kind == "resize":
+            self.size = (message["cols"], message["rows"])
+            if self.viewer is not None:
+                self.viewer.size = self.size
+                self.viewer.hub.sizes_changed()
+        elif kind in ("pause", "resume"):
+            self.paused = kind == "pause"
+            if self.viewer is not None:
+                self.viewer.pause(self.paused)
+        elif kind == "ack" and self.viewer is not None:
+            self.viewer.ack(message["bytes"] - self.ack_base)

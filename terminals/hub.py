@@ -1,0 +1,338 @@
+"""The byte pump between an instance's TTY and the browsers that show it.
+
+Each web process keeps one TerminalHub per session that has viewers there:
+one attach to the container's own TTY, shared by all of the process's viewers
+of that session. Docker lets several clients attach to one TTY, so hubs in
+other processes see the same output and feed the same shell.
+
+Hubs of one session coordinate through the channel layer, with low-rate
+messages only:
+- the TTY's size is the smallest viewport among all viewers: each hub
+  announces its own viewers' smallest size and resizes the TTY to the
+  smallest of all announcements;
+- a hub that starts asks its peers for their recent output (the scrollback),
+  so a viewer that reconnects to another process still sees what was there.
+
+Flow control: output is queued per viewer. The hub stops reading from Docker
+while any viewer is paused or has more than HIGH_WATER bytes queued or sent
+but not acknowledged, and reads again once every viewer is below LOW_WATER.
+The shell then blocks on its own TTY, so nothing buffers without bound.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+from terminals.docker_attach import attach_tty, resize_tty
+
+logger = logging.getLogger(__name__)
+
+READ_SIZE = 64 * 1024
+FRAME_BYTES = 256 * 1024
+SCROLLBACK_BYTES = 256 * 1024
+HIGH_WATER = 1024 * 1024
+LOW_WATER = 256 * 1024
+DEFAULT_SIZE = (80, 24)
+DEFAULT_SIZE_AFTER = 0.5  # seconds without any viewer's size before the TTY gets DEFAULT_SIZE
+PEER_REPLY_WAIT = 0.15
+PEER_SIZE_TTL = 90.0
+PEER_ANNOUNCE_EVERY = 30.0
+LINGER_SECONDS = 60.0  # a hub with no viewers keeps its scrollback this long for a reconnect
+
+
+def hub_group(session_id: str) -> str:
+    return f"terminal-hubs.{session_id}"
+
+
+class Viewer:
+    """One connected terminal: its output queue, its flow-control state and its size."""
+
+    def __init__(self, hub: "TerminalHub", send: Callable[[bytes], Awaitable[None]]) -> None:
+        self.hub = hub
+        self._send = send
+        self._queue: deque[bytes] = deque()
+        self.queued = 0
+        self.sent = 0
+        self.acked: int | None = None  # None until the client acknowledges for the first time
+        self.paused = False
+        self.size: tuple[int, int] | None = None
+        self.on_end: Callable[[], None] = lambda: None
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._deliver())
+
+    @property
+    def backlog(self) -> int:
+        unacked = self.sent - self.acked if self.acked is not None else 0
+        return self.queued + unacked
+
+    def feed(self, chunk: bytes) -> None:
+        self._queue.append(chunk)
+        self.queued += len(chunk)
+        self._wake.set()
+
+    def ack(self, total: int) -> None:
+        self.acked = max(self.acked or 0, min(max(total, 0), self.sent))
+        self.hub.flow_changed()
+
+    def pause(self, paused: bool) -> None:
+        self.paused = paused
+        self.hub.flow_changed()
+
+    async def _deliver(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                frame = self._take(FRAME_BYTES)
+                await self._send(frame)
+                self.sent += len(frame)
+                self.hub.flow_changed()
+
+    def _take(self, limit: int) -> bytes:
+        parts = [self._queue.popleft()]
+        size = len(parts[0])
+        while self._queue and size + len(self._queue[0]) <= limit:
+            parts.append(self._queue.popleft())
+            size += len(parts[-1])
+        self.queued -= size
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def close(self) -> None:
+        self._task.cancel()
+
+
+class TerminalHub:
+    def __init__(self, session_id: str, container: str, on_end: Callable[[], None]) -> None:
+        self.session_id = session_id
+        self.container = container
+        self.viewers: list[Viewer] = []
+        self.can_read = asyncio.Event()
+        self.can_read.set()
+        self._scrollback = bytearray()
+        self._on_end = on_end
+        self._peer_sizes: dict[str, tuple[tuple[int, int], float]] = {}
+        self._applied_size: tuple[int, int] | None = None
+        self._resize_wanted = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._linger: asyncio.TimerHandle | None = None
+        self.layer = get_channel_layer()
+        self.channel: str | None = None
+        self.ended = False
+
+    # --- Life cycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.reader, self.writer = await attach_tty(self.container)
+        self._tasks.append(asyncio.create_task(self._pump()))
+        self._tasks.append(asyncio.create_task(self._resizer()))
+        self._tasks.append(asyncio.create_task(self._default_size()))
+        if self._has_peers():
+            self.channel = await self.layer.new_channel()
+            await self.layer.group_add(hub_group(self.session_id), self.channel)
+            self._tasks.append(asyncio.create_task(self._listen()))
+            await self._fetch_peer_scrollback()
+            await self._broadcast({"type": "hub.hello", "hub": self.channel})
+
+    def _has_peers(self) -> bool:
+        # With the in-memory layer there is one web process, hence one hub.
+        return self.layer is not None and not isinstance(self.layer, InMemoryChannelLayer)
+
+    async def stop(self) -> None:
+        if self._linger:
+            self._linger.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for viewer in self.viewers:
+            viewer.close()
+        self.writer.close()
+        if self.channel:
+            with contextlib.suppress(Exception):
+                await self._broadcast({"type": "hub.size", "hub": self.channel, "size": None})
+                await self.layer.group_discard(hub_group(self.session_id), self.channel)
+
+    # --- Viewers ----------------------------------------------------------------
+
+    def add_viewer(self, send: Callable[[bytes], Awaitable[None]]) -> Viewer:
+        """Register a viewer; its queue starts with the scrollback, then live output."""
+        if self._linger:
+            self._linger.cancel()
+            self._linger = None
+        viewer = Viewer(self, send)
+        if self._scrollback:
+            viewer.feed(bytes(self._scrollback))
+        self.viewers.append(viewer)
+        return viewer
+
+    def remove_viewer(self, viewer: Viewer) -> None:
+        viewer.close()
+        if viewer in self.viewers:
+            self.viewers.remove(viewer)
+        self.flow_changed()
+        self.sizes_changed()
+        if not self.viewers and not self.ended:
+            self._linger = asyncio.get_running_loop().call_later(
+                LINGER_SECONDS, lambda: asyncio.ensure_future(registry.drop(self))
+            )
+
+    async def write(self, data: bytes) -> None:
+        if self.ended:
+            return
+        self.writer.write(data)
+        await self.writer.drain()
+
+    # --- Output -----------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        try:
+            while True:
+                await self.can_read.wait()
+                chunk = await self.reader.read(READ_SIZE)
+                if not chunk:
+                    break
+                self._remember(chunk)
+                for viewer in self.viewers:
+                    viewer.feed(chunk)
+                self.flow_changed()
+        except (ConnectionError, OSError) as exc:
+            logger.info("session %s: terminal stream broke: %s", self.session_id, exc)
+        self.ended = True
+        self._on_end()
+
+    def _remember(self, chunk: bytes) -> None:
+        self._scrollback += chunk
+        if len(self._scrollback) > 2 * SCROLLBACK_BYTES:
+            cut = len(self._scrollback) - SCROLLBACK_BYTES
+            # Start the kept part at a line boundary, so it does not begin
+            # inside a character or an escape sequence.
+            newline = self._scrollback.find(b"\n", cut, cut + 4096)
+            del self._scrollback[: newline + 1 if newline >= 0 else cut]
+
+    def flow_changed(self) -> None:
+        if self.can_read.is_set():
+            if any(v.paused or v.backlog > HIGH_WATER for v in self.viewers):
+                self.can_read.clear()
+        elif all(not v.paused and v.backlog < LOW_WATER for v in self.viewers):
+            self.can_read.set()
+
+    # --- Size -------------------------------------------------------------------
+
+    def local_size(self) -> tuple[int, int] | None:
+        sizes = [v.size for v in self.viewers if v.size]
+        if not sizes:
+            return None
+        return min(cols for cols, _ in sizes), min(rows for _, rows in sizes)
+
+    def sizes_changed(self) -> None:
+        self._resize_wanted.set()
+        if self.channel:
+            asyncio.ensure_future(self._broadcast({"type": "hub.size", "hub": self.channel, "size": self.local_size()}))
+
+    def wanted_size(self) -> tuple[int, int] | None:
+        now = time.monotonic()
+        sizes = [size for size, seen in self._peer_sizes.values() if now - seen < PEER_SIZE_TTL]
+        if own := self.local_size():
+            sizes.append(own)
+        if not sizes:
+            return None
+        return min(cols for cols, _ in sizes), min(rows for _, rows in sizes)
+
+    async def _resizer(self) -> None:
+        """Apply the wanted size, coalescing bursts (a window being dragged)."""
+        while True:
+            await self._resize_wanted.wait()
+            self._resize_wanted.clear()
+            size = self.wanted_size()
+            if size and size != self._applied_size:
+                try:
+                    await resize_tty(self.container, cols=size[0], rows=size[1])
+                    self._applied_size = size
+                except Exception as exc:  # the container may be going away
+                    logger.info("session %s: resize failed: %s", self.session_id, exc)
+
+    async def _default_size(self) -> None:
+        # The instance starts its shell once its TTY has a size, so that the
+        # welcome text and prompt reach the first viewer; a client that never
+        # says its size still gets a shell.
+        await asyncio.sleep(DEFAULT_SIZE_AFTER)
+        if self._applied_size is None and self.wanted_size() is None:
+            await resize_tty(self.container, cols=DEFAULT_SIZE[0], rows=DEFAULT_SIZE[1])
+            self._applied_size = DEFAULT_SIZE
+
+    # --- Peers in other web processes ------------------------------------------
+
+    async def _broadcast(self, message: dict) -> None:
+        await self.layer.group_send(hub_group(self.session_id), message)
+
+    async def _fetch_peer_scrollback(self) -> None:
+        await self._broadcast({"type": "hub.scrollback.request", "hub": self.channel})
+        self._peer_scrollback = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            earlier = await asyncio.wait_for(self._peer_scrollback, PEER_REPLY_WAIT)
+            self._scrollback[:0] = earlier
+
+    async def _listen(self) -> None:
+        while True:
+            message = await self.layer.receive(self.channel)
+            if message.get("hub") == self.channel:
+                continue
+            kind = message["type"]
+            if kind == "hub.hello":
+                await self.layer.send(
+                    message["hub"], {"type": "hub.size", "hub": self.channel, "size": self.local_size()}
+                )
+            elif kind == "hub.scrollback.request":
+                await self.layer.send(
+                    message["hub"], {"type": "hub.scrollback", "hub": self.channel, "data": bytes(self._scrollback)}
+                )
+            elif kind == "hub.scrollback":
+                future = getattr(self, "_peer_scrollback", None)
+                if future and not future.done():
+                    future.set_result(message["data"])
+            elif kind == "hub.size":
+                if message["size"]:
+                    self._peer_sizes[message["hub"]] = (tuple(message["size"]), time.monotonic())
+                else:
+                    self._peer_sizes.pop(message["hub"], None)
+                self._resize_wanted.set()
+
+
+class HubRegistry:
+    """The hubs of this process, one per session, made on first use."""
+
+    def __init__(self) -> None:
+        self.hubs: dict[str, TerminalHub] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def join(
+        self, session_id: str, container: str, send: Callable[[bytes], Awaitable[None]], on_end: Callable[[], None]
+    ) -> Viewer:
+        lock = self._locks.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            hub = self.hubs.get(session_id)
+            if hub is None or hub.ended:
+                hub = TerminalHub(session_id, container, on_end=lambda: self._ended(hub))
+                await hub.start()
+                self.hubs[session_id] = hub
+            viewer = hub.add_viewer(send)
+            viewer.on_end = on_end
+            return viewer
+
+    def _ended(self, hub: TerminalHub) -> None:
+        if self.hubs.get(hub.session_id) is hub:
+            del self.hubs[hub.session_id]
+        for viewer in list(hub.viewers):
+            viewer.on_end()
+        asyncio.ensure_future(hub.stop())
+
+    async def drop(self, hub: TerminalHub) -> None:
+        if self.hubs.get(hub.session_id) is hub and not hub.viewers:
+            del self.hubs[hub.session_id]
+            await hub.stop()
+
+
+registry = HubRegistry()

@@ -1,0 +1,501 @@
+// The terminal page: xterm.js speaking the session's WebSocket protocol.
+//
+// Server → client: binary frames are terminal output; text frames are JSON
+// {"type": "status" | "error", ...}. Client → server: keystrokes as binary
+// frames, and JSON {"type": "resize" | "pause" | "resume" | "ack", ...}.
+(() => {
+  "use strict";
+
+  // Flow control: ask the server to pause when xterm falls this far behind,
+  // and to resume once it has caught up; acknowledge output as it is processed.
+  const HIGH_WATER = 512 * 1024;
+  const LOW_WATER = 64 * 1024;
+  const ACK_EVERY = 64 * 1024;
+  const RECONNECT_FIRST_DELAY = 500;
+  const RECONNECT_MAX_DELAY = 5000;
+  const FONT_SIZE_KEY = "playground.terminal.fontSize";
+  const FONT_SIZE_DEFAULT = 14;
+  const FONT_SIZE_MIN = 9;
+  const FONT_SIZE_MAX = 32;
+  const FONT_FAMILY =
+    '"JetBrains Mono", "Fira Code", "Cascadia Mono", "SF Mono", Menlo, Consolas, ' +
+    '"DejaVu Sans Mono", "Liberation Mono", "Ubuntu Mono", monospace';
+
+  // Close codes after which reconnecting cannot help.
+  const FINAL_CLOSES = {
+    4403: { title: "Access refused", message: "The server refused this terminal connection." },
+    4404: { title: "No such session", message: "There is no session at this address." },
+    4410: { title: "Session ended", message: "This session is closed or has expired." },
+    4500: { title: "The Docker host could not start", message: "Something went wrong while starting it." },
+  };
+  // Statuses after which the session has no terminal any more.
+  const FINAL_STATUSES = {
+    failed: { title: "The Docker host could not start", message: "Something went wrong while starting it." },
+    closed: { title: "Session closed", message: "Its Docker host and everything on it have been removed." },
+    expired: { title: "Session expired", message: "It reached its time limit; its Docker host has been removed." },
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    node: $("node"),
+    nodeName: $("node-name"),
+    nodeIp: $("node-ip"),
+    status: $("status"),
+    countdown: $("countdown"),
+    fontValue: $("font-size-value"),
+    fontSmaller: $("font-smaller"),
+    fontLarger: $("font-larger"),
+    copy: $("copy"),
+    close: $("close-session"),
+    banner: $("banner"),
+    bannerText: $("banner-text"),
+    retryNow: $("retry-now"),
+    overlay: $("overlay"),
+    overlayCard: $("overlay").querySelector(".card"),
+    overlayTitle: $("overlay-title"),
+    overlayMessage: $("overlay-message"),
+    overlayDismiss: $("overlay-dismiss"),
+  };
+  const apiUrl = $("session-script").dataset.apiUrl;
+
+  const state = {
+    session: JSON.parse($("session-data").textContent),
+    conn: null, // {ws, pending, processed, acked, paused} for the current socket
+    everOpened: false,
+    retryTimer: null,
+    retryDelay: RECONNECT_FIRST_DELAY,
+    finished: false,
+  };
+
+  const encoder = new TextEncoder();
+  const term = new Terminal({
+    cursorBlink: true,
+    fontFamily: FONT_FAMILY,
+    fontSize: loadFontSize(),
+    lineHeight: 1.1,
+    scrollback: 5000,
+    theme: {
+      background: "#0d1117",
+      foreground: "#e6edf3",
+      cursor: "#58a6ff",
+      cursorAccent: "#0d1117",
+      selectionBackground: "rgba(56, 139, 253, 0.4)",
+      black: "#484f58",
+      red: "#ff7b72",
+      green: "#3fb950",
+      yellow: "#d29922",
+      blue: "#58a6ff",
+      magenta: "#bc8cff",
+      cyan: "#39c5cf",
+      white: "#b1bac4",
+      brightBlack: "#6e7681",
+      brightRed: "#ffa198",
+      brightGreen: "#56d364",
+      brightYellow: "#e3b341",
+      brightBlue: "#79c0ff",
+      brightMagenta: "#d2a8ff",
+      brightCyan: "#56d4dd",
+      brightWhite: "#ffffff",
+    },
+  });
+  const fitAddon = new FitAddon.FitAddon();
+  term.loadAddon(fitAddon);
+  term.loadAddon(new WebLinksAddon.WebLinksAddon());
+
+  // --- Top bar ---------------------------------------------------------------
+
+  function nodeName() {
+    return (state.session.instance && state.session.instance.name) || "node1";
+  }
+
+  function setStatus(text, tone) {
+    ui.status.textContent = text;
+    ui.status.hidden = !text;
+    ui.status.dataset.tone = tone || "";
+  }
+
+  function statusText(instanceStatus) {
+    switch (instanceStatus) {
+      case "pending":
+        return `Waiting for ${nodeName()}…`;
+      case "provisioning":
+        return `Starting ${nodeName()}…`;
+      case "terminating":
+      case "terminated":
+        return `${nodeName()} has been removed.`;
+      default:
+        return "";
+    }
+  }
+
+  function showInstance(instance) {
+    if (!instance) return;
+    state.session.instance = { ...state.session.instance, ...instance };
+    const merged = state.session.instance;
+    ui.nodeName.textContent = merged.name || "node1";
+    ui.nodeIp.textContent = merged.ip_address || "no address yet";
+    ui.node.title = merged.image ? `Image: ${merged.image}` : "";
+    if (merged.status) ui.node.dataset.state = merged.status;
+  }
+
+  // Applies what GET /sessions/{id} answers (and the page was rendered with).
+  function showSession(session) {
+    state.session = { ...state.session, ...session };
+    showInstance(session.instance);
+    renderCountdown();
+    const instance = session.instance;
+    if (session.status === "closed") {
+      finish(FINAL_STATUSES.closed.title, FINAL_STATUSES.closed.message);
+    } else if (instance && instance.status === "failed") {
+      finish(FINAL_STATUSES.failed.title, instance.error || FINAL_STATUSES.failed.message, "error");
+    }
+  }
+
+  async function refreshSession() {
+    try {
+      const response = await fetch(apiUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (response.status === 404) finish(FINAL_CLOSES[4404].title, FINAL_CLOSES[4404].message, "error");
+      if (response.ok) showSession(await response.json());
+    } catch {
+      // The server is unreachable; the reconnect banner already says so.
+    }
+  }
+
+  function renderCountdown() {
+    const expiresAt = Date.parse(state.session.expires_at);
+    ui.countdown.hidden = state.finished || Number.isNaN(expiresAt);
+    if (ui.countdown.hidden) return;
+    const seconds = Math.ceil((expiresAt - Date.now()) / 1000);
+    ui.countdown.title = `Expires at ${new Date(expiresAt).toLocaleTimeString()}`;
+    if (seconds <= 0) {
+      ui.countdown.textContent = "expired";
+      ui.countdown.dataset.tone = "danger";
+      return;
+    }
+    const pad = (n) => String(n).padStart(2, "0");
+    const h = Math.floor(seconds / 3600);
+    const m = Math.floor((seconds % 3600) / 60);
+    const s = seconds % 60;
+    ui.countdown.textContent = `${h ? `${h}:${pad(m)}` : m}:${pad(s)} left`;
+    ui.countdown.dataset.tone = seconds < 60 ? "danger" : seconds < 300 ? "warn" : "";
+  }
+
+  function showBanner(text) {
+    ui.bannerText.textContent = text;
+    ui.banner.hidden = false;
+  }
+
+  // The session is over: no more input, no more reconnecting.
+  function finish(title, message, tone) {
+    if (state.finished) return;
+    state.finished = true;
+    clearTimeout(state.retryTimer);
+    ui.banner.hidden = true;
+    const conn = state.conn;
+    state.conn = null;
+    if (conn && conn.ws.readyState <= WebSocket.OPEN) conn.ws.close(1000);
+    term.options.disableStdin = true;
+    term.options.cursorBlink = false;
+    ui.close.disabled = true;
+    if (ui.node.dataset.state !== "failed") ui.node.dataset.state = "terminated";
+    setStatus(title, tone);
+    renderCountdown();
+    ui.overlayTitle.textContent = title;
+    ui.overlayMessage.textContent = message;
+    ui.overlayCard.dataset.tone = tone || "";
+    ui.overlay.hidden = false;
+  }
+
+  // --- Terminal size and font ------------------------------------------------
+
+  function loadFontSize() {
+    try {
+      const saved = Number.parseInt(localStorage.getItem(FONT_SIZE_KEY), 10);
+      if (saved >= FONT_SIZE_MIN && saved <= FONT_SIZE_MAX) return saved;
+    } catch {
+      // Storage may be disabled; the default will do.
+    }
+    return FONT_SIZE_DEFAULT;
+  }
+
+  function setFontSize(size) {
+    const clamped = Math.min(FONT_SIZE_MAX, Math.max(FONT_SIZE_MIN, size));
+    term.options.fontSize = clamped;
+    ui.fontValue.textContent = String(clamped);
+    ui.fontSmaller.disabled = clamped <= FONT_SIZE_MIN;
+    ui.fontLarger.disabled = clamped >= FONT_SIZE_MAX;
+    try {
+      localStorage.setItem(FONT_SIZE_KEY, String(clamped));
+    } catch {
+      // Not persisted; the size still applies to this page.
+    }
+    scheduleFit();
+  }
+
+  function fit() {
+    fitAddon.fit();
+    sendJson(state.conn, { type: "resize", cols: term.cols, rows: term.rows });
+  }
+
+  // Resizing a window fires many events; fit once per frame.
+  let fitScheduled = false;
+  function scheduleFit() {
+    if (fitScheduled) return;
+    fitScheduled = true;
+    requestAnimationFrame(() => {
+      fitScheduled = false;
+      fit();
+    });
+  }
+
+  // --- Clipboard -------------------------------------------------------------
+
+  async function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      try {
+        await navigator.clipboard.writeText(text);
+        return true;
+      } catch {
+        // Fall back to the older way below.
+      }
+    }
+    // Plain http on a host other than localhost has no Clipboard API;
+    // execCommand("copy") still works from a click or key press.
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.cssText = "position:fixed;top:0;left:0;opacity:0";
+    document.body.append(area);
+    area.select();
+    let copied = false;
+    try {
+      copied = document.execCommand("copy");
+    } catch {
+      copied = false;
+    }
+    area.remove();
+    return copied;
+  }
+
+  async function copySelection() {
+    if (!term.hasSelection()) return;
+    const copied = await copyText(term.getSelection());
+    ui.copy.textContent = copied ? "Copied" : "Copy failed";
+    setTimeout(() => {
+      ui.copy.textContent = "Copy";
+    }, 1200);
+    term.focus();
+  }
+
+  // Ctrl+C and Ctrl+V belong to the shell; Ctrl+Shift+C copies, and
+  // Ctrl+Shift+V is left to the browser, whose paste xterm.js then sends.
+  function onKey(event) {
+    if (!event.ctrlKey || !event.shiftKey || event.altKey || event.metaKey) return true;
+    if (event.code === "KeyC") {
+      if (event.type === "keydown") copySelection();
+      event.preventDefault();
+      return false;
+    }
+    return event.code !== "KeyV";
+  }
+
+  // --- The socket ------------------------------------------------------------
+
+  function socketUrl() {
+    const url = new URL(state.session.ws_url, window.location.href);
+    // Behind a TLS proxy the server may not know the page is https.
+    if (window.location.protocol === "https:") url.protocol = "wss:";
+    return url.href;
+  }
+
+  function sendJson(conn, message) {
+    if (conn && conn.ws.readyState === WebSocket.OPEN) conn.ws.send(JSON.stringify(message));
+  }
+
+  function sendBytes(bytes) {
+    const conn = state.conn;
+    if (conn && conn.ws.readyState === WebSocket.OPEN) conn.ws.send(bytes);
+  }
+
+  // Counters belong to one socket: callbacks for output of an old socket
+  // never send to its successor.
+  function writeOutput(conn, bytes) {
+    const size = bytes.length;
+    conn.pending += size;
+    if (!conn.paused && conn.pending > HIGH_WATER) {
+      conn.paused = true;
+      sendJson(conn, { type: "pause" });
+    }
+    term.write(bytes, () => {
+      conn.pending -= size;
+      conn.processed += size;
+      if (conn.paused && conn.pending < LOW_WATER) {
+        conn.paused = false;
+        sendJson(conn, { type: "resume" });
+      }
+      if (conn.processed - conn.acked >= ACK_EVERY) {
+        conn.acked = conn.processed;
+        sendJson(conn, { type: "ack", bytes: conn.processed });
+      }
+    });
+  }
+
+  function onStatus(message) {
+    showInstance(message.instance);
+    const final = FINAL_STATUSES[message.status];
+    if (final) {
+      finish(final.title, message.message || final.message, message.status === "failed" ? "error" : "");
+      return;
+    }
+    if (message.status === "running") {
+      ui.node.dataset.state = "running";
+      setStatus("");
+      term.focus();
+      return;
+    }
+    if (message.status) ui.node.dataset.state = message.status;
+    setStatus(message.message || statusText(message.status) || message.status);
+  }
+
+  function onControl(text) {
+    let message;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      console.warn("Unreadable message from the terminal server:", text);
+      return;
+    }
+    if (message.type === "status") onStatus(message);
+    else if (message.type === "error") console.warn("Terminal server:", message.message);
+  }
+
+  function onOpen() {
+    if (state.everOpened) {
+      // The server replays recent output first. Reset through the write queue,
+      // so output of the old socket still waiting there cannot land after it.
+      term.write(new Uint8Array(0), () => term.reset());
+    }
+    state.everOpened = true;
+    ui.banner.hidden = true;
+    const instance = state.session.instance;
+    setStatus(instance && instance.status !== "running" ? statusText(instance.status) : "");
+    fit();
+  }
+
+  function onClose(conn, event) {
+    if (state.conn !== conn) return; // replaced or finished on purpose
+    state.conn = null;
+    const final = FINAL_CLOSES[event.code];
+    if (final) {
+      finish(final.title, event.reason || final.message, "error");
+      return;
+    }
+    scheduleReconnect();
+  }
+
+  function connect() {
+    state.retryTimer = null;
+    if (state.finished) return;
+    const previous = state.conn;
+    state.conn = null;
+    if (previous) previous.ws.close(); // "Retry now" during an attempt
+    const ws = new WebSocket(socketUrl());
+    ws.binaryType = "arraybuffer";
+    const conn = { ws, pending: 0, processed: 0, acked: 0, paused: false };
+    state.conn = conn;
+    ws.addEventListener("open", onOpen);
+    ws.addEventListener("message", (event) => {
+      // A socket that delivers is healthy; one that is accepted and dropped
+      // at once keeps backing off instead of hammering the server.
+      state.retryDelay = RECONNECT_FIRST_DELAY;
+      if (typeof event.data === "string") onControl(event.data);
+      else writeOutput(conn, new Uint8Array(event.data));
+    });
+    ws.addEventListener("close", (event) => onClose(conn, event));
+  }
+
+  function scheduleReconnect() {
+    const delay = state.retryDelay;
+    state.retryDelay = Math.min(delay * 2, RECONNECT_MAX_DELAY);
+    showBanner(state.everOpened ? "Connection lost. Reconnecting…" : "The terminal is not answering yet. Retrying…");
+    state.retryTimer = setTimeout(reconnect, delay);
+  }
+
+  function reconnect() {
+    clearTimeout(state.retryTimer);
+    connect();
+    // The session may have been closed meanwhile; then there is nothing to reconnect to.
+    refreshSession();
+  }
+
+  // --- Closing the session ---------------------------------------------------
+
+  function csrfHeaders() {
+    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? { "X-CSRFToken": decodeURIComponent(match[1]) } : {};
+  }
+
+  async function closeSession() {
+    const question = `Close this session? ${nodeName()} and everything on it will be removed.`;
+    if (!window.confirm(question)) return;
+    ui.close.disabled = true;
+    try {
+      const response = await fetch(apiUrl, {
+        method: "DELETE",
+        headers: { Accept: "application/json", ...csrfHeaders() },
+        credentials: "same-origin",
+      });
+      const body = await response.json().catch(() => null);
+      if (!response.ok) throw new Error((body && body.message) || `The server answered ${response.status}.`);
+      finish("Session closed", `You closed this session. ${nodeName()} and everything on it are being removed.`);
+    } catch (error) {
+      ui.close.disabled = false;
+      const reason = error instanceof TypeError ? "The server could not be reached." : error.message;
+      setStatus(`Could not close the session: ${reason}`, "error");
+    }
+  }
+
+  // --- Wiring ----------------------------------------------------------------
+
+  function start() {
+    term.open($("terminal"));
+    term.attachCustomKeyEventHandler(onKey);
+    term.onData((data) => sendBytes(encoder.encode(data)));
+    term.onBinary((data) => sendBytes(Uint8Array.from(data, (c) => c.charCodeAt(0) & 0xff)));
+    term.onSelectionChange(() => {
+      ui.copy.disabled = !term.hasSelection();
+    });
+    setFontSize(term.options.fontSize);
+
+    new ResizeObserver(scheduleFit).observe($("terminal"));
+    if (document.fonts) document.fonts.ready.then(scheduleFit);
+
+    // Give the keyboard back to the shell after a click in the top bar.
+    ui.fontSmaller.addEventListener("click", () => {
+      setFontSize(term.options.fontSize - 1);
+      term.focus();
+    });
+    ui.fontLarger.addEventListener("click", () => {
+      setFontSize(term.options.fontSize + 1);
+      term.focus();
+    });
+    ui.copy.addEventListener("click", copySelection);
+    ui.close.addEventListener("click", closeSession);
+    ui.retryNow.addEventListener("click", reconnect);
+    ui.overlayDismiss.addEventListener("click", () => {
+      ui.overlay.hidden = true;
+    });
+    window.addEventListener("online", () => {
+      if (state.retryTimer) reconnect();
+    });
+
+    const instance = state.session.instance;
+    setStatus((instance && statusText(instance.status)) || "Connecting…");
+    showSession(state.session);
+    setInterval(renderCountdown, 1000);
+    term.focus();
+    connect();
+  }
+
+  start();
+})();

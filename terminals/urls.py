@@ -1,0 +1,11 @@
+from django.urls import path, re_path
+
+from terminals import views
+
+app_name = "terminals"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    # Like the API's routes, with or without a trailing slash.
+    re_path(r"^p/(?P<session_id>[^/]+)/?$", views.session, name="session"),
+]

@@ -1,0 +1,35 @@
+"""The browser side of the terminal: the landing page and a session's page."""
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_safe
+
+from sessions_app import selectors
+from sessions_app.errors import SessionNotFound
+from sessions_app.serializers import SessionSerializer
+
+
+# The pages call the API with fetch(); the cookie lets them send X-CSRFToken,
+# which DRF's session authentication asks of signed-in users.
+@require_safe
+@ensure_csrf_cookie
+def index(request: HttpRequest) -> HttpResponse:
+    return render(request, "terminals/index.html")
+
+
+@require_safe
+@ensure_csrf_cookie
+def session(request: HttpRequest, session_id: str) -> HttpResponse:
+    """The terminal of any session that exists, closed ones included: the page says it is closed."""
+    try:
+        found = selectors.session_get(session_id=session_id)
+    except SessionNotFound:
+        return render(request, "terminals/not_found.html", status=404)
+    context = {
+        "session": found,
+        "instance": selectors.session_instance(session=found),
+        # What GET /sessions/{id} would answer, so the page starts without a round trip.
+        "session_data": SessionSerializer(found, context={"request": request}).data,
+    }
+    return render(request, "terminals/session.html", context)

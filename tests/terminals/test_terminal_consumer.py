@@ -1,0 +1,183 @@
+"""The terminal WebSocket on the real routing, without Docker: status events,
+close codes, origin rules and control-message validation."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.utils import timezone
+
+from playground.asgi import application
+from sessions_app import services
+from sessions_app.models import Instance, Session
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _fake_backend(use_backend):
+    """Tasks run in-process on the fake backend; no Docker here."""
+
+
+SAME_ORIGIN = [(b"host", b"testserver"), (b"origin", b"http://testserver")]
+
+
+@database_sync_to_async
+def make_session(*, status="open", instance_status="provisioning", expires_in=timedelta(hours=1)) -> str:
+    from sessions_app.models import Playground
+
+    Playground.objects.get_or_create(pk="default")
+    session = Session.objects.create(playground_id="default", status=status, expires_at=timezone.now() + expires_in)
+    if instance_status:
+        Instance.objects.create(session=session, image="playground-dind:latest", status=instance_status)
+    return session.pk
+
+
+def communicator(session_id: str, headers=SAME_ORIGIN, path: str | None = None) -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, path or f"/sessions/{session_id}/ws", headers=headers)
+
+
+async def receive_json(ws: WebsocketCommunicator) -> dict:
+    return json.loads(await ws.receive_from(timeout=3))
+
+
+async def test_it_closes_with_4404_for_an_unknown_session():
+    ws = communicator("0" * 32)
+
+    connected, _ = await ws.connect()
+
+    assert connected
+    assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": 4404}
+
+
+async def test_it_reports_a_closed_session_and_closes_with_4410():
+    ws = communicator(await make_session(status="closed"))
+
+    await ws.connect()
+
+    assert await receive_json(ws) == {"type": "status", "status": "closed", "message": "The session is closed."}
+    assert (await ws.receive_output(timeout=3))["code"] == 4410
+
+
+async def test_it_reports_an_expired_session_and_closes_with_4410():
+    ws = communicator(await make_session(expires_in=timedelta(seconds=-1)))
+
+    await ws.connect()
+
+    assert (await receive_json(ws))["status"] == "expired"
+    assert (await ws.receive_output(timeout=3))["code"] == 4410
+
+
+async def test_it_reports_provisioning_then_the_failure_and_closes_with_4500():
+    session_id = await make_session(instance_status="provisioning")
+    ws = communicator(session_id, path=f"/sessions/{session_id}/ws/")
+    connected, _ = await ws.connect()
+    assert connected
+
+    first = await receive_json(ws)
+    assert first["status"] == "provisioning"
+    assert first["instance"]["name"] == "node1"
+
+    await database_sync_to_async(Instance.objects.filter(session_id=session_id).update)(
+        status="failed", error="The image is not available on the Docker host."
+    )
+
+    failed = await receive_json(ws)
+    assert failed == {
+        "type": "status",
+        "status": "failed",
+        "message": "The image is not available on the Docker host.",
+    }
+    assert (await ws.receive_output(timeout=3))["code"] == 4500
+
+
+async def test_it_tells_connected_viewers_when_the_session_is_closed():
+    session_id = await make_session(instance_status="pending")
+    ws = communicator(session_id)
+    await ws.connect()
+    assert (await receive_json(ws))["status"] == "pending"
+
+    await database_sync_to_async(services.session_close)(session_id=session_id)
+
+    assert await receive_json(ws) == {"type": "status", "status": "closed", "message": "The session was closed."}
+    assert (await ws.receive_output(timeout=3))["code"] == 4410
+
+
+async def test_it_refuses_a_page_from_a_foreign_origin():
+    ws = communicator(await make_session(), headers=[(b"host", b"testserver"), (b"origin", b"http://evil.example")])
+
+    connected, _ = await ws.connect()
+
+    assert not connected
+
+
+async def test_it_refuses_an_origin_that_only_shares_the_host_name():
+    ws = communicator(await make_session(), headers=[(b"host", b"testserver"), (b"origin", b"http://testserver:81")])
+
+    connected, _ = await ws.connect()
+
+    assert not connected
+
+
+async def test_it_accepts_a_client_that_sends_no_origin():
+    ws = communicator(await make_session(instance_status="pending"), headers=[(b"host", b"testserver")])
+
+    connected, _ = await ws.connect()
+
+    assert connected
+    assert (await receive_json(ws))["status"] == "pending"
+    await ws.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("frame", "error"),
+    [
+        ("not json", "Control messages are JSON objects."),
+        ("[1, 2]", 'Control messages are JSON objects with a "type".'),
+        ('{"type": "dance"}', "Unknown control message type 'dance'."),
+        ('{"type": "resize", "cols": 0, "rows": 24}', "resize needs whole numbers cols and rows from 1 to 1000."),
+        ('{"type": "resize", "cols": "80", "rows": 24}', "resize needs whole numbers cols and rows from 1 to 1000."),
+        ('{"type": "resize", "cols": 80, "rows": 100000}', "resize needs whole numbers cols and rows from 1 to 1000."),
+        ('{"type": "input", "data": 5}', 'input needs a string "data".'),
+        ('{"type": "ack", "bytes": -1}', 'ack needs a whole number of "bytes".'),
+    ],
+)
+async def test_it_answers_a_malformed_control_message_with_an_error(frame, error):
+    ws = communicator(await make_session(instance_status="pending"))
+    await ws.connect()
+    await receive_json(ws)
+
+    await ws.send_to(text_data=frame)
+
+    assert await receive_json(ws) == {"type": "error", "message": error}
+    await ws.disconnect()
+
+
+async def test_it_accepts_valid_control_messages_silently():
+    ws = communicator(await make_session(instance_status="pending"))
+    await ws.connect()
+    await receive_json(ws)
+
+    for frame in (
+        {"type": "resize", "cols": 120, "rows": 40},
+        {"type": "pause"},
+        {"type": "resume"},
+        {"type": "ack", "bytes": 0},
+        {"type": "input", "data": "ls\r"},
+    ):
+        await ws.send_to(text_data=json.dumps(frame))
+
+    assert await ws.receive_nothing(timeout=0.5)
+    await ws.disconnect()
+
+
+async def test_it_closes_with_1009_on_an_oversized_frame():
+    ws = communicator(await make_session(instance_status="pending"))
+    await ws.connect()
+    await receive_json(ws)
+
+    await ws.send_to(bytes_data=b"x" * (1024 * 1024 + 1))
+
+    assert (await ws.receive_output(timeout=3))["code"] == 1009
