@@ -44,6 +44,19 @@ ensure_venv() {
     export PATH="$VENV/bin:$PATH"
 }
 
+ensure_node_modules() {
+    # xterm.js and its addons, pinned in package-lock.json, served by Django.
+    command -v npm >/dev/null || apt_install nodejs npm
+    local stamp="$ROOT/node_modules/.package-lock.sha"
+    local want
+    want=$(sha256sum "$ROOT/package-lock.json" | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        say "Installing the browser terminal (npm ci)"
+        (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+        echo "$want" >"$stamp"
+    fi
+}
+
 docker_answers() { timeout 5 docker info >/dev/null 2>&1; }
 
 ensure_docker() {

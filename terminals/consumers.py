@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from sessions_app.events import session_group
 from sessions_app.models import Instance, Session
+from sessions_app.selectors import is_plain_name
 from terminals.hub import Viewer, registry
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class SessionState:
 
 @database_sync_to_async
 def load_state(session_id: str) -> SessionState | None:
+    if not is_plain_name(session_id):
+        return None
     session = Session.objects.select_related("instance").filter(pk=session_id).first()
     if session is None:
         return None

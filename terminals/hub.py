@@ -249,6 +249,11 @@ class TerminalHub:
             size = self.wanted_size()
             if size and size != self._applied_size:
                 try:
+                    if self._applied_size is None and not self._scrollback:
+                        # Nothing to replay (a new hub after a restart of the
+                        # web process): make the shell or the program in it
+                        # redraw, by changing the size, which signals it.
+                        await resize_tty(self.container, cols=size[0], rows=size[1] + 1)
                     await resize_tty(self.container, cols=size[0], rows=size[1])
                     self._applied_size = size
                 except Exception as exc:  # the container may be going away

@@ -95,6 +95,9 @@ class Terminal:
         self.socket: socket.socket = container.attach_socket(params=params)._sock
         self.socket.settimeout(0.1)
         self.screen = b""
+        # The first login shell starts once the TTY has a size, as the
+        # platform gives it when the first viewer attaches.
+        container.resize(height=24, width=80)
 
     def type(self, text: str) -> None:
         self.socket.sendall(text.encode())
@@ -135,12 +138,10 @@ def test_it_builds_the_image_once_and_then_does_nothing(engine, image):
     assert built.attrs["Config"]["Entrypoint"] == ["/usr/local/bin/playground-entrypoint"]
 
     messages: list[str] = []
-    started = time.monotonic()
     again = build_dind_image(client=engine, tag=IMAGE_TAG, log=messages.append)
-    elapsed = time.monotonic() - started
 
     assert again == image
-    assert elapsed < 1.0
+    assert not any("Building" in message for message in messages), messages
     assert any("up to date" in message for message in messages), messages
 
 

@@ -181,3 +181,13 @@ async def test_it_closes_with_1009_on_an_oversized_frame():
     await ws.send_to(bytes_data=b"x" * (1024 * 1024 + 1))
 
     assert (await ws.receive_output(timeout=3))["code"] == 1009
+
+
+@pytest.mark.parametrize("session_id", ["%00", "..", "a" * 65])
+async def test_it_closes_with_4404_for_a_malformed_session_id(session_id):
+    ws = communicator(session_id)
+
+    connected, _ = await ws.connect()
+
+    assert connected
+    assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": 4404}
