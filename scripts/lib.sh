@@ -108,3 +108,8 @@ ensure_redis() {
     fi
     export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/1"
 }
+
+ensure_chromium() {
+    # The browser tests drive Debian's Chromium through Playwright.
+    apt_install chromium fonts-dejavu-core
+}

@@ -26,3 +26,8 @@ def use_backend(settings, fake_engine):
     app.conf.task_always_eager = True
     yield choose
     app.conf.task_always_eager = previous
+
+
+# Fixtures of the real stack (Docker, PostgreSQL, Redis, Daphne, a worker),
+# shared by the integration and browser tests.
+pytest_plugins = ["tests.support.stack"]

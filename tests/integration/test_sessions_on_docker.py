@@ -9,7 +9,7 @@ import requests
 from sessions_app import tasks
 from sessions_app.backends.docker import LABEL_SESSION, resource_names
 from sessions_app.models import Instance
-from tests.integration.conftest import wait_for
+from tests.support.stack import wait_for
 from tests.support.tiny_image import load_tiny_image
 
 pytestmark = pytest.mark.integration

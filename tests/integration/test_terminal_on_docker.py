@@ -7,7 +7,7 @@ import re
 import pytest
 import requests
 
-from tests.integration.conftest import wait_for
+from tests.support.stack import wait_for
 from tests.support.terminal_client import Terminal
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]

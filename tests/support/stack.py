@@ -1,4 +1,4 @@
-"""Fixtures for tests on the real Docker engine, PostgreSQL and Redis.
+"""Fixtures for tests on the real stack: Docker engine, PostgreSQL, Redis, Daphne and a worker.
 
 Everything these tests make in Docker carries the label org.playground.test,
 and the session-scoped docker_client fixture removes all of it at the end.
