@@ -27,11 +27,12 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def time_to_running(http: requests.Session, url: str, timeout: float) -> tuple[str, float]:
+def time_to_running(http: requests.Session, url: str, timeout: float, opened: list[str]) -> tuple[str, float]:
     started = time.perf_counter()
     response = http.post(f"{url}/sessions", json={"playground_id": "default"}, timeout=30)
     response.raise_for_status()
     session_id = response.json()["session_id"]
+    opened.append(session_id)  # closed at the end, whatever happens
     deadline = started + timeout
     while time.perf_counter() < deadline:
         instance = http.get(f"{url}/sessions/{session_id}", timeout=30).json()["instance"]
@@ -77,22 +78,22 @@ def main() -> int:
         http = requests.Session()
         sequential = []
         for _ in range(args.sequential):
-            session_id, seconds = time_to_running(http, args.url, args.timeout)
-            opened.append(session_id)
+            session_id, seconds = time_to_running(http, args.url, args.timeout, opened)
             sequential.append(seconds)
             close_all(args.url, [session_id])
         report("one after another", sequential)
 
         with ThreadPoolExecutor(args.concurrent) as pool:
             results = list(
-                pool.map(lambda _: time_to_running(requests.Session(), args.url, args.timeout), range(args.concurrent))
+                pool.map(
+                    lambda _: time_to_running(requests.Session(), args.url, args.timeout, opened),
+                    range(args.concurrent),
+                )
             )
-        opened.extend(session_id for session_id, _ in results)
         report(f"{args.concurrent} at once", [seconds for _, seconds in results])
         close_all(args.url, [session_id for session_id, _ in results])
 
-        session_id, _ = time_to_running(http, args.url, args.timeout)
-        opened.append(session_id)
+        session_id, _ = time_to_running(http, args.url, args.timeout, opened)
         memory = idle_memory_mib(docker.from_env(), session_id, args.settle)
         print(f"{'idle instance memory':<28} {memory:.1f} MiB (after {args.settle:.0f}s idle)")
     finally:

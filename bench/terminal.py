@@ -90,7 +90,6 @@ async def ceiling_mb_per_s(url: str) -> float:
         await _read_until(reader, b"$ ")
         writer.write(f"{MAKE_FILE}; echo made''-file\r".encode())
         await _read_until(reader, b"made-file\r\n", timeout=120)
-        await _read_until(reader, b"$ ")
         writer.write(b"cat /tmp/big; echo end''-of-cat\r")
         started = time.perf_counter()
         await _read_until(reader, b"end-of-cat\r\n", timeout=300)

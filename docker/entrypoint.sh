@@ -122,7 +122,7 @@ start_dockerd() {
 	# A restarted container keeps its filesystem, and with it the pid files
 	# of the daemons that were killed with it; they would refuse to start.
 	# (Start-up time matters, hence no needless fork on a fresh container.)
-	for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+	for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid /run/playground-dockerd.pid; do
 		[ ! -e "$pidfile" ] || rm -f "$pidfile"
 	done
 	[ -d "${DOCKERD_LOG%/*}" ] || mkdir -p "${DOCKERD_LOG%/*}"
@@ -130,6 +130,8 @@ start_dockerd() {
 	# not set "hosts", which the flag below already does).
 	dockerd --host=unix:///var/run/docker.sock "$@" </dev/null >>"$DOCKERD_LOG" 2>&1 &
 	dockerd_pid=$!
+	# wait-for-docker tells a daemon that died from one not started yet by this.
+	echo "$dockerd_pid" >/run/playground-dockerd.pid
 }
 
 # The user's terminal is the container's own TTY. Each login shell must be

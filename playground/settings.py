@@ -181,7 +181,7 @@ else:
     # that a task starts within a few tens of milliseconds.
     for folder in ("queue", "processed", "control"):
         (CELERY_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "playground-filesystem://"  # see playground/broker.py
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
@@ -228,8 +228,9 @@ PLAYGROUND_SECURITY_PROFILE = env_choice(
 PLAYGROUND_DOCKER_RUNTIME = env_str("PLAYGROUND_DOCKER_RUNTIME", "")
 if PLAYGROUND_SECURITY_PROFILE == "runtime" and not PLAYGROUND_DOCKER_RUNTIME:
     raise ImproperlyConfigured("PLAYGROUND_SECURITY_PROFILE=runtime needs PLAYGROUND_DOCKER_RUNTIME")
-# The name this Docker host is known by, recorded on every instance.
-PLAYGROUND_DOCKER_HOST_NAME = env_str("PLAYGROUND_DOCKER_HOST_NAME", "local")
+# What the engine keeps of an instance's output (its terminal): "none", or a
+# logging driver ("json-file", "local") with rotation at 1 MB, two files.
+PLAYGROUND_INSTANCE_LOG_DRIVER = env_choice("PLAYGROUND_INSTANCE_LOG_DRIVER", "none", {"none", "json-file", "local"})
 # Seconds an instance may take from container start to an answering daemon.
 PLAYGROUND_DAEMON_READY_TIMEOUT = env_float("PLAYGROUND_DAEMON_READY_TIMEOUT", 60)
 # Extra label put on every container, volume and network; tests use it to

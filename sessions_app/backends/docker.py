@@ -192,13 +192,26 @@ class DockerBackend(Backend):
             "memswap_limit": f"{playground.memory_limit_mb}m",
             "pids_limit": playground.pids_limit,
             "nano_cpus": int(float(playground.cpu_limit) * 1_000_000_000),
-            "log_config": LogConfig(type="json-file", config={"max-size": "1m", "max-file": "2"}),
+            "log_config": self.log_config(),
             "restart_policy": {"Name": "unless-stopped"},
         }
         options.update(self.security_options())
         if playground.storage_size and self.engine_supports_storage_size():
             options["storage_opt"] = {"size": playground.storage_size}
         return options
+
+    def log_config(self) -> LogConfig:
+        """How the engine keeps the container's output, which is the learner's terminal.
+
+        By default it keeps nothing ("none"): the engine then hands the TTY's
+        output straight to the attached terminals, about four times as fast
+        as when it also writes every byte to a log, and no learner's screen
+        ends up on the host's disk. A logging driver, when configured, rotates.
+        """
+        driver = settings.PLAYGROUND_INSTANCE_LOG_DRIVER
+        if driver == "none":
+            return LogConfig(type="none")
+        return LogConfig(type=driver, config={"max-size": "1m", "max-file": "2"})
 
     def security_options(self) -> dict:
         profile = settings.PLAYGROUND_SECURITY_PROFILE
