@@ -14,6 +14,7 @@ no platform in between, measured in the same run on an instance of its own.
 import argparse
 import asyncio
 import os
+import random
 import statistics
 import sys
 import time
@@ -64,8 +65,11 @@ async def cat_seconds(terminal: Terminal) -> float:
     return time.perf_counter() - started
 
 
-async def echo_latencies(terminal: Terminal, count: int) -> list[float]:
-    """Type single characters at the prompt and time each one's echo."""
+async def echo_latencies(terminal: Terminal, count: int, pause: float = 0.0) -> list[float]:
+    """Type single characters at the prompt and time each one's echo.
+
+    With a pause, keys come at a person's pace instead of back to back.
+    """
     await terminal.run("true")
     await terminal.read_until(Terminal.PROMPT, start=terminal._after_last_command)
     latencies = []
@@ -76,6 +80,8 @@ async def echo_latencies(terminal: Terminal, count: int) -> list[float]:
         await terminal.type(key)
         await terminal.read_until(key, start=start, timeout=10)
         latencies.append(time.perf_counter() - began)
+        if pause:
+            await asyncio.sleep(pause * random.uniform(0.5, 1.5))
     await terminal.type(b"\x15")  # Ctrl-U: clear the typed line
     return latencies
 
@@ -141,8 +147,11 @@ async def main() -> int:
         ids = await asyncio.gather(*(asyncio.to_thread(open_session, args.url) for _ in range(args.many)))
         opened.extend(ids)
         terminals = await asyncio.gather(*(ready_terminal(args.url, i) for i in ids))
+        # People type a few keys a second; 20 keys a second each is a fast typist.
+        latencies = await asyncio.gather(*(echo_latencies(t, args.keys // 3, pause=0.05) for t in terminals))
+        line(f"{args.many} at once, echo, 20 keys/s each", [value for one in latencies for value in one])
         latencies = await asyncio.gather(*(echo_latencies(t, args.keys // 3) for t in terminals))
-        line(f"{args.many} terminals at once, echo", [value for one in latencies for value in one])
+        line(f"{args.many} at once, echo, back to back", [value for one in latencies for value in one])
         started = time.perf_counter()
         await asyncio.gather(*(cat_seconds(t) for t in terminals))
         total = time.perf_counter() - started

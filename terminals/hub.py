@@ -32,7 +32,7 @@ from terminals.docker_attach import attach_tty, resize_tty
 
 logger = logging.getLogger(__name__)
 
-READ_SIZE = 64 * 1024
+READ_SIZE = 256 * 1024
 FRAME_BYTES = 256 * 1024
 SCROLLBACK_BYTES = 256 * 1024
 HIGH_WATER = 1024 * 1024

@@ -48,16 +48,24 @@ class Terminal:
             self._acked = self.received
             await self.connection.send(json.dumps({"type": "ack", "bytes": self.received}))
 
-    async def read_until(self, marker: bytes, *, timeout: float = 20, start: int = 0) -> bytes:
-        """Receive until marker appears in the output after offset start; return the output so far."""
+    async def read_until(self, marker: bytes, *, timeout: float = 20, start: int = 0) -> int:
+        """Receive until marker appears in the output after offset start; return where it ends.
+
+        The search only looks at what arrived since the last look, so waiting
+        costs the same however long the output already is.
+        """
         deadline = time.monotonic() + timeout
-        while marker not in self.output[start:]:
+        searched = start
+        while True:
+            found = self.output.find(marker, searched)
+            if found >= 0:
+                return found + len(marker)
+            searched = max(start, len(self.output) - len(marker) + 1)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 tail = bytes(self.output[-300:])
                 raise AssertionError(f"{marker!r} did not arrive within {timeout}s; last output: {tail!r}")
             await self._receive(remaining)
-        return bytes(self.output)
 
     async def wait_for_status(self, status: str, *, timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout
@@ -80,10 +88,10 @@ class Terminal:
         # The marker is split in the command line so that only its output matches.
         half = len(marker) // 2
         await self.type(f"{command}; echo '{marker[:half]}''{marker[half:]}'\r")
-        await self.read_until(marker.encode() + b"\r\n", timeout=timeout, start=start)
-        self._after_last_command = self.output.index(marker.encode() + b"\r\n", start)
+        end = await self.read_until(marker.encode() + b"\r\n", timeout=timeout, start=start)
+        self._after_last_command = end
         # Drop the echo of the command line and the shell's bracketed-paste switch.
-        output = bytes(self.output[start:]).split(b"\r\n", 1)[1]
+        output = bytes(self.output[start:end]).split(b"\r\n", 1)[1]
         return output.removeprefix(b"\x1b[?2004l\r")
 
     async def close(self) -> None:
