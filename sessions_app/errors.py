@@ -56,6 +56,11 @@ class SessionClosed(PlaygroundError):
     message = "This session is closed."
 
 
+class CannotExtend(PlaygroundError):
+    reason = "cannot_extend"
+    message = "The session already lasts as long as it may."
+
+
 class SessionAlreadyHasInstance(PlaygroundError):
     reason = "session_already_has_instance"
     message = "This session already has an instance. Only one instance per session is allowed."
@@ -66,6 +71,7 @@ _STATUS_BY_ERROR: list[tuple[type[PlaygroundError], int]] = [
     (SessionNotFound, status.HTTP_404_NOT_FOUND),
     (InstanceNotFound, status.HTTP_404_NOT_FOUND),
     (SessionClosed, status.HTTP_409_CONFLICT),
+    (CannotExtend, status.HTTP_409_CONFLICT),
     (SessionAlreadyHasInstance, status.HTTP_409_CONFLICT),
 ]
 

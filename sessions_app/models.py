@@ -37,6 +37,11 @@ class Playground(models.Model):
     cpu_limit = models.DecimalField(
         max_digits=5, decimal_places=2, default=1, help_text="CPUs each instance may use (e.g. 0.5, 2)."
     )
+    idle_timeout = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="Close a session after this long without terminal input; empty: never.",
+    )
     storage_size = models.CharField(
         max_length=20,
         blank=True,
@@ -58,7 +63,8 @@ class Playground(models.Model):
 class Session(models.Model):
     class Status(models.TextChoices):
         OPEN = "open"
-        CLOSED = "closed"
+        CLOSED = "closed"  # by its user or an admin
+        EXPIRED = "expired"  # its time ran out, or it sat idle too long
 
     id = models.CharField(primary_key=True, max_length=64, default=new_session_id, editable=False)
     playground = models.ForeignKey(Playground, on_delete=models.PROTECT, related_name="sessions")
@@ -69,8 +75,9 @@ class Session(models.Model):
     client_agent = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(null=True, blank=True, help_text="Last terminal input.")
 
     class Meta:
         ordering = ["-created_at"]
@@ -81,6 +88,11 @@ class Session(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+    @property
+    def latest_expiry(self):
+        """The latest expires_at that extending may reach."""
+        return self.created_at + self.playground.max_duration
 
 
 class Instance(models.Model):
@@ -100,6 +112,9 @@ class Instance(models.Model):
     image = models.CharField(max_length=200)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     error = models.TextField(blank=True)
+    failure_reason = models.CharField(max_length=40, blank=True, help_text="Short reason, for metrics.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times provisioning was started.")
+    provision_seconds = models.FloatField(null=True, blank=True, help_text="From creation to running.")
     container_id = models.CharField(max_length=64, blank=True)
     container_name = models.CharField(max_length=128, blank=True)
     docker_host = models.CharField(max_length=200, blank=True)

@@ -48,6 +48,13 @@ class SessionCreateSerializer(StrictSerializer):
         return timedelta(seconds=value)
 
 
+class SessionExtendSerializer(StrictSerializer):
+    duration = StrictIntegerField(min_value=60, max_value=MAX_DURATION_SECONDS, required=False)
+
+    def validate_duration(self, value: int) -> timedelta:
+        return timedelta(seconds=value)
+
+
 class InstanceCreateSerializer(StrictSerializer):
     image = StrictCharField(max_length=200, required=False)
 

@@ -7,16 +7,18 @@ compare-and-set updates, so two workers racing on one instance cannot both win.
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from sessions_app import events, tasks
 from sessions_app.backends import get_backend
 from sessions_app.backends.base import BackendError, TransientBackendError
 from sessions_app.errors import (
+    CannotExtend,
     ImageNotAllowed,
     InvalidRequest,
     SessionAlreadyHasInstance,
@@ -66,19 +68,79 @@ def session_create(
     return session
 
 
-def session_close(*, session_id: str) -> Session:
-    """Close a session; its instance is torn down after commit. Closing twice is harmless."""
+CLOSE_MESSAGES = {
+    "closed": "The session was closed.",
+    "expired": "The session has expired.",
+    "idle": "The session was closed after a long time without input.",
+}
+
+
+def session_close(*, session_id: str, reason: str = "closed") -> Session:
+    """Close a session; its instance is torn down after commit. Closing twice is harmless.
+
+    reason is "closed" (its user or an admin), "expired" or "idle"; the last
+    two leave the session expired.
+    """
+    status = Session.Status.CLOSED if reason == "closed" else Session.Status.EXPIRED
     with transaction.atomic():
         session = session_get(session_id=session_id)
         closed = Session.objects.filter(pk=session.pk, status=Session.Status.OPEN).update(
-            status=Session.Status.CLOSED, closed_at=timezone.now()
+            status=status, closed_at=timezone.now()
         )
         if closed:
             _terminate_instance_of(session)
     if closed:
-        logger.info("session %s closed", session_id)
-        events.session_status_changed(session_id=session_id, status="closed", message="The session was closed.")
+        logger.info("session %s %s", session_id, "closed" if reason == "closed" else f"ended ({reason})")
+        events.session_status_changed(session_id=session_id, status=status, message=CLOSE_MESSAGES[reason])
     return session_get(session_id=session_id)
+
+
+def session_extend(*, session_id: str, duration: timedelta | None = None) -> Session:
+    """Move a session's expiry later, by duration (the playground's default
+    duration when not given), never beyond its maximum lifetime."""
+    with transaction.atomic():
+        session = session_get(session_id=session_id)
+        if not session.is_open:
+            raise SessionClosed()
+        duration = duration or session.playground.default_duration
+        latest = session.latest_expiry
+        if session.expires_at >= latest:
+            raise CannotExtend(
+                f"The session already lasts as long as it may (until {latest.isoformat(timespec='seconds')})."
+            )
+        new_expiry = min(max(session.expires_at, timezone.now()) + duration, latest)
+        Session.objects.filter(pk=session.pk, status=Session.Status.OPEN).update(expires_at=new_expiry)
+    logger.info("session %s extended until %s", session_id, new_expiry.isoformat(timespec="seconds"))
+    events.session_expiry_changed(session_id=session_id, expires_at=new_expiry)
+    return session_get(session_id=session_id)
+
+
+def session_touch(*, session_id: str) -> None:
+    """Record terminal input, which keeps an idle timeout from closing the session."""
+    Session.objects.filter(pk=session_id, status=Session.Status.OPEN).update(last_activity_at=timezone.now())
+
+
+def sessions_reap_expired(*, now: datetime | None = None) -> list[str]:
+    """Close every open session past its expiry or its playground's idle timeout.
+
+    Returns the ids of the sessions it closed.
+    """
+    now = now or timezone.now()
+    reaped = []
+    for session_id in Session.objects.filter(status=Session.Status.OPEN, expires_at__lte=now).values_list(
+        "pk", flat=True
+    ):
+        session_close(session_id=session_id, reason="expired")
+        reaped.append(session_id)
+    idle_candidates = Session.objects.filter(
+        status=Session.Status.OPEN, playground__idle_timeout__isnull=False
+    ).select_related("playground")
+    for session in idle_candidates:
+        last = session.last_activity_at or session.created_at
+        if last + session.playground.idle_timeout <= now:
+            session_close(session_id=session.pk, reason="idle")
+            reaped.append(session.pk)
+    return reaped
 
 
 def instance_create(*, session_id: str, image: str | None = None) -> Instance:
@@ -127,7 +189,7 @@ def instance_provision(*, instance_id: int) -> None:
     if instance is None or not instance.session.is_open:
         return
     claimed = Instance.objects.filter(pk=instance_id, status__in=[Status.PENDING, Status.PROVISIONING]).update(
-        status=Status.PROVISIONING, started_at=timezone.now()
+        status=Status.PROVISIONING, started_at=timezone.now(), attempts=F("attempts") + 1
     )
     if not claimed:
         return  # already running, failed or being removed
@@ -137,16 +199,19 @@ def instance_provision(*, instance_id: int) -> None:
     except TransientBackendError:
         raise
     except BackendError as exc:
-        instance_fail(instance_id=instance_id, message=exc.message, log_message=exc.log_message)
+        instance_fail(instance_id=instance_id, message=exc.message, reason=exc.reason, log_message=exc.log_message)
         return
+    now = timezone.now()
     became_running = Instance.objects.filter(pk=instance_id, status=Status.PROVISIONING).update(
         status=Status.RUNNING,
+        provision_seconds=(now - instance.created_at).total_seconds(),
         container_id=result.container_id,
         container_name=result.container_name,
         docker_host=result.docker_host,
         ip_address=result.ip_address,
-        running_at=timezone.now(),
+        running_at=now,
         error="",
+        failure_reason="",
     )
     if became_running:
         logger.info("session %s: instance running at %s", instance.session_id, result.ip_address)
@@ -160,9 +225,10 @@ def instance_provision(*, instance_id: int) -> None:
     # Otherwise a second delivery of this task finished first; nothing to do.
 
 
-def instance_fail(*, instance_id: int, message: str, log_message: str = "") -> None:
+def instance_fail(*, instance_id: int, message: str, reason: str, log_message: str = "") -> None:
+    """Mark a starting instance failed, with a message for its user and a short reason for metrics."""
     failed = Instance.objects.filter(pk=instance_id, status__in=[Status.PENDING, Status.PROVISIONING]).update(
-        status=Status.FAILED, error=message
+        status=Status.FAILED, error=message, failure_reason=reason
     )
     if failed:
         logger.warning("instance %s failed: %s", instance_id, log_message or message)

@@ -40,12 +40,14 @@ def provision_instance(self, instance_id: int) -> None:
         services.instance_fail(
             instance_id=instance_id,
             message=f"The Docker engine did not answer after {PROVISION_ATTEMPTS} attempts.",
+            reason="engine_unavailable",
             log_message=exc.log_message,
         )
     except SoftTimeLimitExceeded:
         services.instance_fail(
             instance_id=instance_id,
             message=f"The instance did not start within {PROVISION_SOFT_TIME_LIMIT} seconds.",
+            reason="timeout",
         )
 
 

@@ -10,6 +10,7 @@ NESTED_SESSION = r"(?P<session_pk>[^/]+)"
 sessions = SessionViewSet.as_view({"post": "create"})
 session = SessionViewSet.as_view({"get": "retrieve", "delete": "destroy"})
 terminal = SessionViewSet.as_view({"get": "terminal"})
+extend = SessionViewSet.as_view({"post": "extend"})
 instances = InstanceViewSet.as_view({"get": "list", "post": "create"})
 instance = InstanceViewSet.as_view({"get": "retrieve", "delete": "destroy"})
 
@@ -17,6 +18,7 @@ urlpatterns = [
     re_path(r"^sessions/?$", sessions, name="sessions"),
     re_path(rf"^sessions/{SESSION}/?$", session, name="session"),
     re_path(rf"^sessions/{SESSION}/terminal/?$", terminal, name="session-terminal"),
+    re_path(rf"^sessions/{SESSION}/extend/?$", extend, name="session-extend"),
     re_path(rf"^sessions/{NESTED_SESSION}/instances/?$", instances, name="session-instances"),
     re_path(rf"^sessions/{NESTED_SESSION}/instances/(?P<pk>[^/]+)/?$", instance, name="session-instance"),
 ]

@@ -9,6 +9,7 @@ from sessions_app.serializers import (
     InstanceCreateSerializer,
     InstanceSerializer,
     SessionCreateSerializer,
+    SessionExtendSerializer,
     SessionSerializer,
     TerminalSerializer,
 )
@@ -42,6 +43,12 @@ class SessionViewSet(viewsets.ViewSet):
 
     def destroy(self, request: Request, pk: str) -> Response:
         services.session_close(session_id=pk)
+        return _session_response(request, pk)
+
+    def extend(self, request: Request, pk: str) -> Response:
+        body = SessionExtendSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.session_extend(session_id=pk, **body.validated_data)
         return _session_response(request, pk)
 
     def terminal(self, request: Request, pk: str) -> Response:

@@ -22,6 +22,16 @@ class BackendError(PlaygroundError):
     message = "The instance could not be started."
 
 
+class ImageMissing(BackendError):
+    reason = "image_missing"
+    message = "The instance's image is not available on the Docker host."
+
+
+class DaemonNotReady(BackendError):
+    reason = "daemon_not_ready"
+    message = "The Docker daemon inside the instance did not start."
+
+
 class TransientBackendError(BackendError):
     """A passing failure (engine busy or unreachable, a removal in progress): retry later."""
 

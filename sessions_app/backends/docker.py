@@ -17,7 +17,15 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 from docker.types import LogConfig
 
-from sessions_app.backends.base import Backend, BackendError, PollResult, StartResult, TransientBackendError
+from sessions_app.backends.base import (
+    Backend,
+    BackendError,
+    DaemonNotReady,
+    ImageMissing,
+    PollResult,
+    StartResult,
+    TransientBackendError,
+)
 from sessions_app.models import Instance
 
 logger = logging.getLogger(__name__)
@@ -158,7 +166,7 @@ class DockerBackend(Backend):
         try:
             return self.client.containers.create(**self.container_options(instance, names, network))
         except ImageNotFound as exc:
-            raise BackendError(
+            raise ImageMissing(
                 f"The image {instance.image} is not available on the Docker host.",
                 log_message=f"image {instance.image} missing: {exc}",
             ) from exc
@@ -263,7 +271,7 @@ class DockerBackend(Backend):
         exit_code, output = container.exec_run(["wait-for-docker", str(timeout)])
         if exit_code != 0:
             tail = output.decode("utf-8", "replace")[-2000:]
-            raise BackendError(
+            raise DaemonNotReady(
                 "The Docker daemon inside the instance did not start.",
                 log_message=f"inner dockerd of {container.name} not ready (exit {exit_code}): {tail}",
             )

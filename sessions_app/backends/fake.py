@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from sessions_app.backends.base import Backend, BackendError, PollResult, StartResult, TransientBackendError
+from sessions_app.backends.base import Backend, ImageMissing, PollResult, StartResult, TransientBackendError
 from sessions_app.models import Instance
 
 
@@ -76,7 +76,7 @@ class FailingBackend(FakeBackend):
 
     def start(self, instance: Instance) -> StartResult:
         engine.calls.append(("start", instance.session_id))
-        raise BackendError(f"The image {instance.image} is not available on the Docker host.")
+        raise ImageMissing(f"The image {instance.image} is not available on the Docker host.")
 
 
 class NeverStartingBackend(FakeBackend):
