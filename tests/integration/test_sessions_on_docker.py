@@ -3,6 +3,7 @@ Redis, PostgreSQL, and DIND instances on the Docker engine."""
 
 from concurrent.futures import ThreadPoolExecutor
 
+import docker
 import pytest
 import requests
 
@@ -37,7 +38,18 @@ def wait_until_running(live_server, session_id: str, timeout: float = 60) -> dic
 
 
 def containers_of(docker_client, session_id: str) -> list:
-    return docker_client.containers.list(all=True, filters={"label": f"{LABEL_SESSION}={session_id}"})
+    """The session's containers. Listed sparse, then inspected one by one: a
+    container may go away in between (the first start in a worker process
+    probes --privileged and replaces a refused container)."""
+    found = []
+    for sparse in docker_client.containers.list(
+        all=True, sparse=True, filters={"label": f"{LABEL_SESSION}={session_id}"}
+    ):
+        try:
+            found.append(docker_client.containers.get(sparse.id))
+        except docker.errors.NotFound:
+            pass
+    return found
 
 
 def docker_leftovers(docker_client, session_id: str) -> dict:
