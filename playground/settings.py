@@ -71,6 +71,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "sessions_app",
     "terminals",
@@ -158,6 +160,33 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "EXCEPTION_HANDLER": "sessions_app.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The OpenAPI description (/api/schema/, /api/docs/); the annotations live in
+# sessions_app/schema.py. Swagger UI's assets come from the sidecar package and
+# are served by the platform itself, not a CDN.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Docker playground API",
+    "DESCRIPTION": (
+        "A self-hosted Docker playground, successor to Play with Docker. A session is a "
+        "disposable Linux node with its own Docker engine (Docker-in-Docker), opened with one "
+        "request and reached through a browser terminal or a WebSocket; it closes on request, "
+        "when its time runs out or when it sits idle. Every path works with or without a "
+        "trailing slash. Every error is JSON with `error` (a short reason) and `message`; "
+        "a method a path does not offer answers `405` (`method_not_allowed`)."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Document each route once, in its no-slash form (see sessions_app/schema.py).
+    "PREPROCESSING_HOOKS": ["sessions_app.schema.only_canonical_routes"],
+    "ENUM_NAME_OVERRIDES": {
+        "SessionStatusEnum": "sessions_app.models.Session.Status",
+        "InstanceStatusEnum": "sessions_app.models.Instance.Status",
+    },
 }
 
 # --- Celery -----------------------------------------------------------------
@@ -197,7 +226,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    # Sessions end within this long after their expiry.
+    "reap-expired-sessions": {
+        "task": "sessions_app.tasks.reap_expired_sessions",
+        "schedule": 15.0,
+        "options": {"expires": 15},
+    },
+    # Docker and the database are compared this often (and at worker start).
+    "reconcile": {"task": "sessions_app.tasks.reconcile", "schedule": 60.0, "options": {"expires": 60}},
+}
 
 # --- Channels ---------------------------------------------------------------
 
@@ -231,6 +269,9 @@ if PLAYGROUND_SECURITY_PROFILE == "runtime" and not PLAYGROUND_DOCKER_RUNTIME:
 # What the engine keeps of an instance's output (its terminal): "none", or a
 # logging driver ("json-file", "local") with rotation at 1 MB, two files.
 PLAYGROUND_INSTANCE_LOG_DRIVER = env_choice("PLAYGROUND_INSTANCE_LOG_DRIVER", "none", {"none", "json-file", "local"})
+# Labels what this platform makes in Docker, so that its reconciler never
+# touches what another platform sharing the engine made.
+PLAYGROUND_PLATFORM_ID = env_str("PLAYGROUND_PLATFORM_ID", "playground")
 # Seconds an instance may take from container start to an answering daemon.
 PLAYGROUND_DAEMON_READY_TIMEOUT = env_float("PLAYGROUND_DAEMON_READY_TIMEOUT", 60)
 # Extra label put on every container, volume and network; tests use it to

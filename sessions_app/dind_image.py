@@ -97,12 +97,20 @@ def _context_digest(directory: Path) -> str:
     """Hash the files that `docker build` sends from ``directory``, names and modes included."""
     if not (directory / "Dockerfile").is_file():
         raise DindImageError(f"There is no Dockerfile in {directory}.")
+    # docker/.dockerignore keeps the files of the platform's own deployment
+    # (platform.Dockerfile, compose.yaml, .env) out of this image's context, so
+    # editing them neither sends them to the engine nor changes this hash. Its
+    # lines are read as the Docker SDK reads them when it builds (stripped,
+    # blank lines and comments dropped), so both see the same files.
     ignore_file = directory / ".dockerignore"
-    patterns = ignore_file.read_text().splitlines() if ignore_file.is_file() else []
+    lines = ignore_file.read_text().splitlines() if ignore_file.is_file() else []
+    patterns = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
     digest = hashlib.sha256()
     for name in sorted(exclude_paths(str(directory), patterns)):
         path = directory / name
-        if not path.is_file():
+        # .dockerignore itself is always sent but never copied into the image;
+        # what it changes (the files sent) is hashed below.
+        if name == ".dockerignore" or not path.is_file():
             continue
         digest.update(name.encode() + b"\0")
         # The executable bit matters: the entrypoint is copied with it.

@@ -1,5 +1,6 @@
 from datetime import timedelta
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from sessions_app.models import Instance, Session
@@ -101,6 +102,7 @@ class SessionSerializer(serializers.ModelSerializer):
     def get_hostname(self, session: Session) -> str:
         return self.context["request"].get_host().rsplit(":", 1)[0]
 
+    @extend_schema_field(InstanceSerializer(allow_null=True))
     def get_instance(self, session: Session) -> dict | None:
         try:
             instance = session.instance

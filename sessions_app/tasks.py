@@ -9,6 +9,7 @@ import logging
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_ready
 
 from sessions_app import services
 from sessions_app.backends.base import TransientBackendError
@@ -58,3 +59,22 @@ def teardown_instance(self, instance_id: int) -> None:
     except TransientBackendError as exc:
         # A removal must eventually happen, or Docker leaks; keep trying.
         raise self.retry(exc=exc, countdown=_backoff(min(self.request.retries, 5))) from exc
+
+
+@shared_task(ignore_result=True)
+def reap_expired_sessions() -> None:
+    services.sessions_reap_expired()
+
+
+@shared_task(ignore_result=True)
+def reconcile() -> None:
+    from sessions_app.reconciliation import instances_reconcile
+
+    instances_reconcile()
+
+
+@worker_ready.connect
+def reconcile_at_start(sender, **kwargs) -> None:
+    # What happened while no worker ran (an engine restart, a crash) is
+    # noticed at once rather than at the next scheduled run.
+    reconcile.delay()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +21,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
 
+from sessions_app import services
 from sessions_app.events import session_group
 from sessions_app.models import Instance, Session
 from sessions_app.selectors import is_plain_name
@@ -37,6 +39,7 @@ MAX_CONTROL_FRAME = 64 * 1024
 MAX_TERMINAL_SIDE = 1000
 POLL_WHILE_STARTING = 0.2  # seconds between looks at an instance that is not running yet
 POLL_WHILE_RUNNING = 5.0  # seconds between looks at a running session (expiry, removal)
+TOUCH_EVERY = 30.0  # seconds between records of terminal input
 
 STATUS_MESSAGES = {
     Instance.Status.PENDING: "Waiting for a Docker host…",
@@ -125,6 +128,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         # counts since it joined. The difference is the output sent before.
         self.sent_total = 0
         self.ack_base = 0
+        self.last_touch = -TOUCH_EVERY
         self.follower: asyncio.Task | None = None
         self.wake = asyncio.Event()
         state = await load_state(self.session_id)
@@ -229,6 +233,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def send_error(self, message: str) -> None:
         await self.send(text_data=json.dumps({"type": "error", "message": message}))
 
+    async def session_expiry(self, event: dict) -> None:
+        """The session was extended: pass the new expiry on for the countdown."""
+        await self.send(text_data=json.dumps({"type": "expiry", "expires_at": event["expires_at"]}))
+
     async def session_status(self, event: dict) -> None:
         """A status event from the channel layer (the session was closed or expired)."""
         if self.follower:
@@ -256,8 +264,14 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     async def type_in(self, data: bytes) -> None:
         # Keystrokes before the shell is attached have nowhere to go.
-        if self.viewer is not None:
-            await self.viewer.hub.write(data)
+        if self.viewer is None:
+            return
+        await self.viewer.hub.write(data)
+        now = time.monotonic()
+        if now - self.last_touch >= TOUCH_EVERY:
+            # Input keeps an idle timeout away; recorded at most this often.
+            self.last_touch = now
+            await database_sync_to_async(services.session_touch)(session_id=self.session_id)
 
     async def control(self, message: dict) -> None:
         kind = message["type"]

@@ -73,6 +73,11 @@ class Backend:
         Remove the container, its volume and its network. Returns once they
         are gone; removing what is already gone is not an error. Raises
         TransientBackendError while a removal is still in progress.
+    sessions_present()
+        The ids of the sessions of which anything (container, volume or
+        network) exists, among those this platform made.
+    remove_orphan(session_id)
+        remove() for a session the database no longer knows.
     """
 
     def start(self, instance: "Instance") -> StartResult:
@@ -85,4 +90,10 @@ class Backend:
         raise NotImplementedError
 
     def remove(self, instance: "Instance") -> None:
+        raise NotImplementedError
+
+    def sessions_present(self) -> set[str]:
+        raise NotImplementedError
+
+    def remove_orphan(self, session_id: str) -> None:
         raise NotImplementedError

@@ -31,6 +31,7 @@ from sessions_app.models import Instance
 logger = logging.getLogger(__name__)
 
 LABEL_MANAGED = "org.playground.managed"
+LABEL_PLATFORM = "org.playground.platform"  # which platform made it, if several share an engine
 LABEL_SESSION = "org.playground.session"
 LABEL_PLAYGROUND = "org.playground.playground"
 LABEL_INSTANCE = "org.playground.instance"
@@ -113,19 +114,35 @@ class DockerBackend(Backend):
         return PollResult.RUNNING if container.status == "running" else PollResult.STOPPED
 
     def remove(self, instance: Instance) -> None:
-        names = resource_names(instance.session_id)
+        self.remove_orphan(instance.session_id)
+
+    def remove_orphan(self, session_id: str) -> None:
+        names = resource_names(session_id)
         try:
             self._remove_container(names["container"])
             self._remove_volume(names["volume"])
             self._remove_network(names["network"])
         except (DockerException, requests.exceptions.RequestException) as exc:
-            raise self._translate(exc, "remove", instance) from exc
+            raise self._translate(exc, "remove", session_id) from exc
+
+    def sessions_present(self) -> set[str]:
+        mine = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_PLATFORM}={settings.PLAYGROUND_PLATFORM_ID}"]}
+        try:
+            found = [
+                *(c.labels for c in self.client.containers.list(all=True, sparse=True, filters=mine)),
+                *(v.attrs.get("Labels") or {} for v in self.client.volumes.list(filters=mine)),
+                *(n.attrs.get("Labels") or {} for n in self.client.networks.list(filters=mine)),
+            ]
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise self._translate(exc, "list", "-") from exc
+        return {labels[LABEL_SESSION] for labels in found if labels.get(LABEL_SESSION)}
 
     # --- Steps of start() -------------------------------------------------------
 
     def labels(self, instance: Instance) -> dict[str, str]:
         return {
             LABEL_MANAGED: "true",
+            LABEL_PLATFORM: settings.PLAYGROUND_PLATFORM_ID,
             LABEL_SESSION: instance.session_id,
             LABEL_PLAYGROUND: instance.session.playground_id,
             LABEL_INSTANCE: instance.name,
@@ -306,10 +323,11 @@ class DockerBackend(Backend):
             except NotFound:
                 pass
 
-    def _translate(self, exc: Exception, action: str, instance: Instance) -> BackendError:
+    def _translate(self, exc: Exception, action: str, session: Instance | str) -> BackendError:
         if isinstance(exc, BackendError):
             return exc
-        log_message = f"docker {action} for session {instance.session_id} failed: {exc}"
+        session_id = session if isinstance(session, str) else session.session_id
+        log_message = f"docker {action} for session {session_id} failed: {exc}"
         if _is_transient(exc):
             return TransientBackendError(log_message=log_message)
         return BackendError(log_message=log_message)

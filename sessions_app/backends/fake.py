@@ -66,9 +66,15 @@ class FakeBackend(Backend):
         return PollResult.RUNNING if container.running else PollResult.STOPPED
 
     def remove(self, instance: Instance) -> None:
+        self.remove_orphan(instance.session_id)
+
+    def remove_orphan(self, session_id: str) -> None:
         with engine.lock:
-            engine.calls.append(("remove", instance.session_id))
-            engine.containers.pop(f"playground-{instance.session_id}", None)
+            engine.calls.append(("remove", session_id))
+            engine.containers.pop(f"playground-{session_id}", None)
+
+    def sessions_present(self) -> set[str]:
+        return {name.removeprefix("playground-") for name in engine.containers}
 
 
 class FailingBackend(FakeBackend):

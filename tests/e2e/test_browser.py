@@ -61,6 +61,11 @@ def test_it_takes_a_learner_from_start_to_a_nested_container(platform, web, dock
     page.screenshot(path=str(ARTIFACTS / "e2e-terminal.png"))
     assert console_errors == []
 
+    expect(page.locator("#countdown")).to_have_text(re.compile(r"^1:5\d:\d\d left$"))
+    page.locator("#extend-session").click()
+    # Two hours more, capped at the four-hour maximum.
+    expect(page.locator("#countdown")).to_have_text(re.compile(r"^3:5\d:\d\d left$"), timeout=10_000)
+
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("#close-session").click()
     expect(page.locator("#overlay")).to_be_visible(timeout=15_000)

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 TEST_LABEL = "org.playground.test"
+PLATFORM_ID = f"test-{uuid.uuid4().hex[:8]}"
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -128,6 +129,8 @@ def worker_env(django_db_setup, real_services) -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "PLAYGROUND_EXTRA_LABELS": f"{TEST_LABEL}=1",
+        # The reconciler of a test worker touches only what this run made.
+        "PLAYGROUND_PLATFORM_ID": PLATFORM_ID,
         # A task whose worker was killed is handed out again this soon.
         "PLAYGROUND_BROKER_VISIBILITY_TIMEOUT": "5",
         "CELERY_TASK_ALWAYS_EAGER": "false",
@@ -172,6 +175,7 @@ def platform(transactional_db, settings, docker_client, real_services):
     from sessions_app.models import Playground
 
     settings.PLAYGROUND_EXTRA_LABELS = {TEST_LABEL: "1"}
+    settings.PLAYGROUND_PLATFORM_ID = PLATFORM_ID
     Playground.objects.get_or_create(pk="default")
     return settings
 

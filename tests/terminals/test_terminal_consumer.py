@@ -191,3 +191,28 @@ async def test_it_closes_with_4404_for_a_malformed_session_id(session_id):
 
     assert connected
     assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": 4404}
+
+
+async def test_it_passes_a_new_expiry_on_to_viewers():
+    session_id = await make_session(instance_status="pending")
+    ws = communicator(session_id)
+    await ws.connect()
+    await receive_json(ws)
+
+    extended = await database_sync_to_async(services.session_extend)(session_id=session_id)
+
+    event = await receive_json(ws)
+    assert event == {"type": "expiry", "expires_at": extended.expires_at.isoformat()}
+    await ws.disconnect()
+
+
+async def test_it_tells_viewers_when_the_session_expires():
+    session_id = await make_session(instance_status="pending")
+    ws = communicator(session_id)
+    await ws.connect()
+    await receive_json(ws)
+
+    await database_sync_to_async(services.session_close)(session_id=session_id, reason="expired")
+
+    assert await receive_json(ws) == {"type": "status", "status": "expired", "message": "The session has expired."}
+    assert (await ws.receive_output(timeout=3))["code"] == 4410

@@ -47,6 +47,7 @@
     fontLarger: $("font-larger"),
     copy: $("copy"),
     close: $("close-session"),
+    extend: $("extend-session"),
     banner: $("banner"),
     bannerText: $("banner-text"),
     retryNow: $("retry-now"),
@@ -144,8 +145,8 @@
     showInstance(session.instance);
     renderCountdown();
     const instance = session.instance;
-    if (session.status === "closed") {
-      finish(FINAL_STATUSES.closed.title, FINAL_STATUSES.closed.message);
+    if (session.status === "closed" || session.status === "expired") {
+      finish(FINAL_STATUSES[session.status].title, FINAL_STATUSES[session.status].message);
     } else if (instance && instance.status === "failed") {
       finish(FINAL_STATUSES.failed.title, instance.error || FINAL_STATUSES.failed.message, "error");
     }
@@ -197,6 +198,7 @@
     term.options.disableStdin = true;
     term.options.cursorBlink = false;
     ui.close.disabled = true;
+    ui.extend.disabled = true;
     if (ui.node.dataset.state !== "failed") ui.node.dataset.state = "terminated";
     setStatus(title, tone);
     renderCountdown();
@@ -366,6 +368,11 @@
       return;
     }
     if (message.type === "status") onStatus(message);
+    else if (message.type === "expiry") {
+      // The session was extended, here or elsewhere.
+      state.session.expires_at = message.expires_at;
+      renderCountdown();
+    }
     else if (message.type === "error") console.warn("Terminal server:", message.message);
   }
 
@@ -455,6 +462,28 @@
     }
   }
 
+  async function extendSession() {
+    ui.extend.disabled = true;
+    try {
+      const response = await fetch(`${apiUrl}/extend`, {
+        method: "POST",
+        headers: { Accept: "application/json", "Content-Type": "application/json", ...csrfHeaders() },
+        credentials: "same-origin",
+        body: "{}",
+      });
+      const body = await response.json().catch(() => null);
+      if (!response.ok) throw new Error((body && body.message) || `The server answered ${response.status}.`);
+      showSession(body);
+      setStatus("");
+    } catch (error) {
+      const reason = error instanceof TypeError ? "The server could not be reached." : error.message;
+      setStatus(`Could not extend the session: ${reason}`, "error");
+    } finally {
+      ui.extend.disabled = state.finished;
+      term.focus();
+    }
+  }
+
   // --- Wiring ----------------------------------------------------------------
 
   function start() {
@@ -481,6 +510,7 @@
     });
     ui.copy.addEventListener("click", copySelection);
     ui.close.addEventListener("click", closeSession);
+    ui.extend.addEventListener("click", extendSession);
     ui.retryNow.addEventListener("click", reconnect);
     ui.overlayDismiss.addEventListener("click", () => {
       ui.overlay.hidden = true;

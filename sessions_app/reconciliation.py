@@ -1,0 +1,121 @@
+"""Bring Docker and the database back in line, in both directions.
+
+Runs when a worker starts and then every minute. What it decides:
+
+- Something in Docker (container, volume or network, made by this platform)
+  whose session is not open, or unknown to the database, is removed.
+- A running instance whose container is gone or stopped is provisioned
+  again: a stopped container is started again with its data, a missing one is
+  made anew (its data is lost). After MAX_ATTEMPTS provisioning attempts in
+  all, the instance is marked failed instead, so a container that keeps dying
+  does not loop forever.
+- An instance stuck in pending or provisioning (its job lost with a broker,
+  or its worker killed) is handed to a worker again, within the same limit.
+- An instance stuck terminating is handed to the teardown again.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from sessions_app import services, tasks
+from sessions_app.backends import get_backend
+from sessions_app.backends.base import PollResult
+from sessions_app.models import Instance, Session
+
+logger = logging.getLogger(__name__)
+
+Status = Instance.Status
+
+MAX_ATTEMPTS = 5
+PENDING_STUCK_AFTER = timedelta(minutes=1)
+# Beyond the provisioning task's own time limit (150 s).
+PROVISIONING_STUCK_AFTER = timedelta(minutes=4)
+
+
+@dataclass
+class Report:
+    removed: list[str] = field(default_factory=list)
+    reprovisioned: list[str] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    torn_down: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return any(vars(self).values())
+
+
+def instances_reconcile() -> Report:
+    report = Report()
+    _remove_leftovers(report)
+    _revive_lost_instances(report)
+    _retry_stuck_instances(report)
+    _retry_teardowns(report)
+    if report:
+        logger.info("reconciled: %s", {key: value for key, value in vars(report).items() if value})
+    return report
+
+
+def _remove_leftovers(report: Report) -> None:
+    backend = get_backend()
+    present = backend.sessions_present()
+    if not present:
+        return
+    wanted = set(
+        Instance.objects.filter(session_id__in=present, session__status=Session.Status.OPEN).values_list(
+            "session_id", flat=True
+        )
+    )
+    for session_id in sorted(present - wanted):
+        logger.info("session %s: removing what Docker still holds of it", session_id)
+        backend.remove_orphan(session_id)
+        report.removed.append(session_id)
+
+
+def _revive_lost_instances(report: Report) -> None:
+    backend = get_backend()
+    running = Instance.objects.filter(status=Status.RUNNING, session__status=Session.Status.OPEN).select_related(
+        "session"
+    )
+    for instance in running:
+        state = backend.poll(instance)
+        if state == PollResult.RUNNING:
+            continue
+        logger.warning("session %s: the instance's container is %s", instance.session_id, state)
+        _provision_again(instance, report.reprovisioned, report, from_status=Status.RUNNING)
+
+
+def _retry_stuck_instances(report: Report) -> None:
+    now = timezone.now()
+    stuck = Instance.objects.filter(session__status=Session.Status.OPEN).filter(
+        Q(status=Status.PENDING, created_at__lt=now - PENDING_STUCK_AFTER)
+        | Q(status=Status.PROVISIONING, started_at__lt=now - PROVISIONING_STUCK_AFTER)
+    )
+    for instance in stuck:
+        logger.warning("session %s: the instance is stuck %s", instance.session_id, instance.status)
+        _provision_again(instance, report.retried, report, from_status=instance.status)
+
+
+def _retry_teardowns(report: Report) -> None:
+    for instance in Instance.objects.filter(status=Status.TERMINATING):
+        tasks.teardown_instance.delay(instance.pk)
+        report.torn_down.append(instance.session_id)
+
+
+def _provision_again(instance: Instance, bucket: list[str], report: Report, *, from_status: str) -> None:
+    if instance.attempts >= MAX_ATTEMPTS:
+        Instance.objects.filter(pk=instance.pk, status=from_status).update(status=Status.PENDING)
+        services.instance_fail(
+            instance_id=instance.pk,
+            message="The instance stopped and could not be brought back.",
+            reason="lost",
+        )
+        report.failed.append(instance.session_id)
+        return
+    # Compare-and-set: if a worker changed the instance meanwhile, it wins.
+    if Instance.objects.filter(pk=instance.pk, status=from_status).update(status=Status.PENDING):
+        tasks.provision_instance.delay(instance.pk)
+        bucket.append(instance.session_id)

@@ -1,0 +1,276 @@
+"""The OpenAPI description of the REST API (served at /api/schema/ and /api/docs/).
+
+Every annotation lives here so that views.py stays plain: sessions_app/urls.py
+imports this module for its side effect, which applies the descriptions below
+to the view classes. Error examples are built from the domain errors' own
+reasons and messages, so they cannot drift from what the API answers.
+"""
+
+import re
+
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import serializers
+
+from sessions_app import errors
+from sessions_app.serializers import (
+    InstanceCreateSerializer,
+    InstanceSerializer,
+    SessionCreateSerializer,
+    SessionExtendSerializer,
+    SessionSerializer,
+    TerminalSerializer,
+)
+from sessions_app.views import InstanceViewSet, SessionViewSet
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error (the `Error` component)."""
+
+    error = serializers.CharField(help_text="A short reason for programs, such as `session_not_found`.")
+    message = serializers.CharField(help_text="What went wrong, phrased for a person.")
+    details = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Only when the body failed validation: each field's problems.",
+    )
+
+
+# --- Routes -----------------------------------------------------------------
+
+# The documented name of the path parameter that follows each segment; the
+# views call them `pk` and `session_pk`.
+_PARAMETER_NAMES = {"sessions": "id", "instances": "name"}
+
+
+def only_canonical_routes(endpoints):
+    """Preprocessing hook: document each route as the README spells it.
+
+    Each route is one regex matching both spellings (`^sessions/?$`), which
+    drf-spectacular reads as `/sessions/`; the seed's form has no trailing
+    slash. The parameters are renamed in the path and in the regex alike,
+    since drf-spectacular types a path parameter from its named group; the
+    views' own keyword arguments are untouched.
+    """
+    canonical = []
+    for path, path_regex, method, callback in endpoints:
+        path = path.rstrip("/") or "/"
+        for segment, name in _PARAMETER_NAMES.items():
+            path = re.sub(rf"/{segment}/\{{\w+\}}", f"/{segment}/{{{name}}}", path)
+            path_regex = re.sub(rf"{segment}/\(\?P<\w+>", f"{segment}/(?P<{name}>", path_regex)
+        canonical.append((path, path_regex, method, callback))
+    return canonical
+
+
+SESSION_ID = OpenApiParameter(
+    "id", str, OpenApiParameter.PATH, description="The session's id, as answered by `POST /sessions`."
+)
+INSTANCE_NAME = OpenApiParameter(
+    "name", str, OpenApiParameter.PATH, description="The instance's name (`node1`, the only one a session has)."
+)
+
+
+# --- Error bodies -----------------------------------------------------------
+
+
+def _example(summary: str, reason: str, message: str, **extra) -> OpenApiExample:
+    return OpenApiExample(reason, summary=summary, value=errors.error_body(reason, message, **extra))
+
+
+def _domain_example(error: type[errors.PlaygroundError], summary: str, message: str = "") -> OpenApiExample:
+    return _example(summary, error.reason, message or error.message)
+
+
+def _errors(description: str, *examples: OpenApiExample) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description, examples=list(examples))
+
+
+SESSION_NOT_FOUND = _domain_example(errors.SessionNotFound, "No such session")
+SESSION_CLOSED = _domain_example(errors.SessionClosed, "The session is closed or has expired")
+MALFORMED = _example(
+    "The body is not valid JSON", "malformed_request", "JSON parse error - Expecting value: line 1 column 1 (char 0)"
+)
+INVALID = _example(
+    "A field failed validation",
+    "invalid_request",
+    "duration: Ensure this value is greater than or equal to 60.",
+    details={"duration": ["Ensure this value is greater than or equal to 60."]},
+)
+UNKNOWN_FIELD = _example(
+    "A field the endpoint does not know",
+    "invalid_request",
+    "imagee: Unknown field.",
+    details={"imagee": ["Unknown field."]},
+)
+IMAGE_NOT_ALLOWED = _domain_example(
+    errors.ImageNotAllowed,
+    "The playground does not offer that image",
+    "The playground 'default' does not offer the image 'alpine:latest'.",
+)
+
+NOT_FOUND = _errors("No such session (`session_not_found`).", SESSION_NOT_FOUND)
+INSTANCE_NOT_FOUND = _errors(
+    "No such session (`session_not_found`), or it has no instance of that name (`instance_not_found`).",
+    SESSION_NOT_FOUND,
+    _domain_example(errors.InstanceNotFound, "No instance of that name"),
+)
+UNSUPPORTED_MEDIA_TYPE = _errors(
+    "The body is not JSON (`unsupported_media_type`).",
+    _example("The body is not JSON", "unsupported_media_type", 'Unsupported media type "text/plain" in request.'),
+)
+
+
+# --- Operations -------------------------------------------------------------
+
+extend_schema_view(
+    create=extend_schema(
+        operation_id="sessions_create",
+        summary="Open a session",
+        description=(
+            "Opens a session and starts provisioning its instance. Answers at once, before Docker has "
+            "finished: the instance's `status` goes `pending` → `provisioning` → `running` (or `failed`)."
+        ),
+        tags=["sessions"],
+        request=SessionCreateSerializer,
+        examples=[
+            OpenApiExample("default playground", value={"playground_id": "default"}, request_only=True),
+        ],
+        responses={
+            201: SessionSerializer,
+            400: _errors(
+                "A malformed body, an unknown playground, an image the playground does not offer, or a "
+                "duration beyond its maximum.",
+                _domain_example(errors.UnknownPlayground, "No such playground", "There is no playground 'nope'."),
+                IMAGE_NOT_ALLOWED,
+                _domain_example(
+                    errors.InvalidRequest,
+                    "Longer than the playground allows",
+                    "duration: at most 14400 seconds in this playground.",
+                ),
+                INVALID,
+                MALFORMED,
+            ),
+            415: UNSUPPORTED_MEDIA_TYPE,
+        },
+    ),
+    retrieve=extend_schema(
+        operation_id="sessions_retrieve",
+        summary="A session and its instance",
+        tags=["sessions"],
+        parameters=[SESSION_ID],
+        responses={200: SessionSerializer, 404: NOT_FOUND},
+    ),
+    destroy=extend_schema(
+        operation_id="sessions_destroy",
+        summary="Close a session",
+        description=(
+            "Closes the session and answers with it, now `closed`; its container, volume and network are "
+            "removed within seconds. Closing a closed session changes nothing."
+        ),
+        tags=["sessions"],
+        parameters=[SESSION_ID],
+        responses={200: SessionSerializer, 404: NOT_FOUND},
+    ),
+    extend=extend_schema(
+        operation_id="sessions_extend",
+        summary="Extend a session",
+        description=(
+            "Moves the session's expiry later by `duration` seconds (the playground's default duration "
+            "when the body is empty), never beyond the playground's maximum lifetime."
+        ),
+        tags=["sessions"],
+        parameters=[SESSION_ID],
+        request=SessionExtendSerializer,
+        responses={
+            200: SessionSerializer,
+            400: _errors("A malformed body.", INVALID, MALFORMED),
+            404: NOT_FOUND,
+            409: _errors(
+                "The session is closed (`session_closed`) or already lasts as long as it may (`cannot_extend`).",
+                SESSION_CLOSED,
+                _domain_example(
+                    errors.CannotExtend,
+                    "Already at its maximum lifetime",
+                    "The session already lasts as long as it may (until 2026-01-01T12:00:00+00:00).",
+                ),
+            ),
+            415: UNSUPPORTED_MEDIA_TYPE,
+        },
+    ),
+    terminal=extend_schema(
+        operation_id="sessions_terminal",
+        summary="The session's terminal",
+        description="The instance's information and the URL of its WebSocket (`ws_url`).",
+        tags=["sessions"],
+        parameters=[SESSION_ID],
+        responses={
+            200: TerminalSerializer,
+            404: _errors(
+                "No such session (`session_not_found`), or it has no instance (`no_instance`).",
+                SESSION_NOT_FOUND,
+                _example("The session has no instance", "no_instance", "This session has no instance."),
+            ),
+        },
+    ),
+)(SessionViewSet)
+
+extend_schema_view(
+    list=extend_schema(
+        operation_id="instances_list",
+        summary="The session's instances",
+        description="At most one: a session has one instance at a time.",
+        tags=["instances"],
+        parameters=[SESSION_ID],
+        responses={200: InstanceSerializer(many=True), 404: NOT_FOUND},
+    ),
+    create=extend_schema(
+        operation_id="instances_create",
+        summary="Give the session a new instance",
+        description=(
+            "Refused (`409`) while the session has its instance; after that instance was deleted, creates a new one."
+        ),
+        tags=["instances"],
+        parameters=[SESSION_ID],
+        request=InstanceCreateSerializer,
+        responses={
+            201: InstanceSerializer,
+            400: _errors(
+                "A malformed body, or an image the playground does not offer.",
+                IMAGE_NOT_ALLOWED,
+                UNKNOWN_FIELD,
+                MALFORMED,
+            ),
+            404: NOT_FOUND,
+            409: _errors(
+                "The session already has its instance (`session_already_has_instance`), or is closed "
+                "(`session_closed`).",
+                _domain_example(errors.SessionAlreadyHasInstance, "The session already has its instance"),
+                SESSION_CLOSED,
+            ),
+            415: UNSUPPORTED_MEDIA_TYPE,
+        },
+    ),
+    retrieve=extend_schema(
+        operation_id="instances_retrieve",
+        summary="One instance",
+        tags=["instances"],
+        parameters=[SESSION_ID, INSTANCE_NAME],
+        responses={200: InstanceSerializer, 404: INSTANCE_NOT_FOUND},
+    ),
+    destroy=extend_schema(
+        operation_id="instances_destroy",
+        summary="Remove an instance",
+        description=(
+            "Starts removing the instance and answers with it, now `terminating`; once it is gone the "
+            "session may get a new one."
+        ),
+        tags=["instances"],
+        parameters=[SESSION_ID, INSTANCE_NAME],
+        responses={202: InstanceSerializer, 404: INSTANCE_NOT_FOUND},
+    ),
+)(InstanceViewSet)
