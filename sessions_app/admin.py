@@ -1,12 +1,31 @@
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 
 from sessions_app import services
+from sessions_app.errors import PlaygroundError
 from sessions_app.models import Instance, Playground, Session
 
 
 @admin.register(Playground)
 class PlaygroundAdmin(admin.ModelAdmin):
-    list_display = ["id", "description", "image", "default_duration", "max_duration", "memory_limit_mb", "pids_limit"]
+    list_display = [
+        "id",
+        "description",
+        "image",
+        "default_duration",
+        "max_duration",
+        "idle_timeout",
+        "memory_limit_mb",
+        "pids_limit",
+        "cpu_limit",
+    ]
+    fieldsets = [
+        (None, {"fields": ["id", "description"]}),
+        ("Images", {"fields": ["default_image", "allowed_images"]}),
+        ("Durations", {"fields": ["default_duration", "max_duration", "idle_timeout"]}),
+        ("Limits of each instance", {"fields": ["memory_limit_mb", "pids_limit", "cpu_limit", "storage_size"]}),
+    ]
 
 
 class InstanceInline(admin.StackedInline):
@@ -19,6 +38,8 @@ class InstanceInline(admin.StackedInline):
         "image",
         "status",
         "error",
+        "failure_reason",
+        "attempts",
         "container_id",
         "container_name",
         "docker_host",
@@ -26,6 +47,7 @@ class InstanceInline(admin.StackedInline):
         "created_at",
         "started_at",
         "running_at",
+        "provision_seconds",
         "terminated_at",
     ]
 
@@ -39,30 +61,98 @@ class SessionAdmin(admin.ModelAdmin):
         "id",
         "status",
         "playground",
-        "owner",
-        "client_address",
+        "who",
         "created_at",
         "expires_at",
         "instance_status",
+        "docker_host",
+        "ip_address",
+        "terminal",
     ]
-    list_filter = ["status", "playground"]
+    list_filter = ["status", "playground", "instance__status"]
     search_fields = ["id"]
-    readonly_fields = ["id", "status", "created_at", "closed_at", "client_address", "client_agent"]
+    readonly_fields = [
+        "id",
+        "status",
+        "created_at",
+        "closed_at",
+        "last_activity_at",
+        "client_address",
+        "client_agent",
+        "terminal",
+    ]
+    fields = [
+        "id",
+        "playground",
+        "owner",
+        "status",
+        "created_at",
+        "expires_at",
+        "closed_at",
+        "last_activity_at",
+        "client_address",
+        "client_agent",
+        "terminal",
+    ]
     inlines = [InstanceInline]
-    actions = ["close_sessions"]
+    actions = ["close_sessions", "extend_sessions", "reprovision_sessions"]
+    list_select_related = ["playground", "owner", "instance"]
+    date_hierarchy = "created_at"
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("playground", "owner", "instance")
+    def has_add_permission(self, request) -> bool:
+        return False  # sessions are opened through the API, which also starts their instance
 
-    @admin.display(description="instance")
-    def instance_status(self, session: Session) -> str:
+    def _instance(self, session: Session) -> Instance | None:
         try:
-            return session.instance.status
+            return session.instance
         except Instance.DoesNotExist:
+            return None
+
+    @admin.display(description="owner or client")
+    def who(self, session: Session) -> str:
+        return str(session.owner) if session.owner else (session.client_address or "-")
+
+    @admin.display(description="instance", ordering="instance__status")
+    def instance_status(self, session: Session) -> str:
+        instance = self._instance(session)
+        return instance.status if instance else "-"
+
+    @admin.display(description="Docker host")
+    def docker_host(self, session: Session) -> str:
+        instance = self._instance(session)
+        return (instance.docker_host if instance else "") or "-"
+
+    @admin.display(description="IP address")
+    def ip_address(self, session: Session) -> str:
+        instance = self._instance(session)
+        return (instance.ip_address if instance else None) or "-"
+
+    @admin.display(description="terminal")
+    def terminal(self, session: Session) -> str:
+        if not session.is_open:
             return "-"
+        url = reverse("terminals:session", args=[session.pk])
+        return format_html('<a href="{}" target="_blank" rel="noopener">Open</a>', url)
+
+    def _apply(self, request, queryset, action, done: str) -> None:
+        succeeded = 0
+        for session_id in queryset.values_list("pk", flat=True):
+            try:
+                action(session_id=session_id)
+                succeeded += 1
+            except PlaygroundError as exc:
+                self.message_user(request, f"{session_id}: {exc.message}", messages.WARNING)
+        if succeeded:
+            self.message_user(request, f"{succeeded} session(s) {done}.", messages.SUCCESS)
 
     @admin.action(description="Close the selected sessions")
     def close_sessions(self, request, queryset) -> None:
-        for session in queryset.filter(status=Session.Status.OPEN):
-            services.session_close(session_id=session.pk)
-        self.message_user(request, "The selected sessions are closing.", messages.SUCCESS)
+        self._apply(request, queryset.filter(status=Session.Status.OPEN), services.session_close, "closing")
+
+    @admin.action(description="Extend the selected sessions (by their playground's default duration)")
+    def extend_sessions(self, request, queryset) -> None:
+        self._apply(request, queryset, services.session_extend, "extended")
+
+    @admin.action(description="Replace the instance of the selected sessions with a fresh one")
+    def reprovision_sessions(self, request, queryset) -> None:
+        self._apply(request, queryset, services.instance_reprovision, "getting a fresh instance")

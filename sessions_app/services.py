@@ -14,12 +14,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from playground.logcontext import set_session
 from sessions_app import events, tasks
 from sessions_app.backends import get_backend
 from sessions_app.backends.base import BackendError, TransientBackendError
 from sessions_app.errors import (
     CannotExtend,
     ImageNotAllowed,
+    InstanceNotFound,
     InvalidRequest,
     SessionAlreadyHasInstance,
     SessionClosed,
@@ -64,6 +66,7 @@ def session_create(
         )
         instance = Instance.objects.create(session=session, image=image)
         _enqueue_provision(instance)
+    set_session(session.id)  # what follows in this request or task is about it
     logger.info("session %s opened in playground %s", session.id, playground.id)
     return session
 
@@ -176,6 +179,43 @@ def instance_remove(*, session_id: str, name: str) -> Instance:
         _terminate_instance_of(instance.session)
     instance.refresh_from_db()
     return instance
+
+
+def instance_reprovision(*, session_id: str) -> Instance:
+    """Replace a session's instance with a fresh one (an admin's remedy).
+
+    The old container, volume and network are removed first, by the task.
+    """
+    with transaction.atomic():
+        session = session_get(session_id=session_id)
+        if not session.is_open:
+            raise SessionClosed()
+        replaced = Instance.objects.filter(
+            session=session, status__in=[Status.PENDING, Status.PROVISIONING, Status.RUNNING, Status.FAILED]
+        ).update(
+            status=Status.PENDING,
+            attempts=0,
+            error="",
+            failure_reason="",
+            container_id="",
+            ip_address=None,
+            running_at=None,
+        )
+        if not replaced:
+            raise InstanceNotFound("This session has no instance to replace.")
+        instance = Instance.objects.get(session=session)
+        transaction.on_commit(lambda: tasks.reprovision_instance.delay(instance.pk))
+    logger.info("session %s: instance to be replaced", session_id)
+    return instance
+
+
+def instance_replace(*, instance_id: int) -> None:
+    """Remove a pending instance's old container, then provision it anew."""
+    instance = Instance.objects.select_related("session__playground").filter(pk=instance_id).first()
+    if instance is None or instance.status != Status.PENDING or not instance.session.is_open:
+        return
+    get_backend().remove(instance)
+    instance_provision(instance_id=instance_id)
 
 
 def instance_provision(*, instance_id: int) -> None:

@@ -11,8 +11,10 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 
+from playground.logcontext import set_session
 from sessions_app import services
 from sessions_app.backends.base import TransientBackendError
+from sessions_app.models import Instance
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +26,12 @@ def _backoff(retries: int) -> float:
     return min(2**retries, 30)
 
 
+def _tag(instance_id: int) -> None:
+    """Tag this task's log lines with the instance's session."""
+    session_id = Instance.objects.filter(pk=instance_id).values_list("session_id", flat=True).first()
+    set_session(session_id or "-")
+
+
 @shared_task(
     bind=True,
     acks_late=True,
@@ -33,6 +41,7 @@ def _backoff(retries: int) -> float:
     time_limit=PROVISION_SOFT_TIME_LIMIT + 30,
 )
 def provision_instance(self, instance_id: int) -> None:
+    _tag(instance_id)
     try:
         services.instance_provision(instance_id=instance_id)
     except TransientBackendError as exc:
@@ -52,8 +61,18 @@ def provision_instance(self, instance_id: int) -> None:
         )
 
 
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=PROVISION_ATTEMPTS - 1)
+def reprovision_instance(self, instance_id: int) -> None:
+    _tag(instance_id)
+    try:
+        services.instance_replace(instance_id=instance_id)
+    except TransientBackendError as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
+
+
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def teardown_instance(self, instance_id: int) -> None:
+    _tag(instance_id)
     try:
         services.instance_teardown(instance_id=instance_id)
     except TransientBackendError as exc:

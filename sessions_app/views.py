@@ -4,6 +4,7 @@ from rest_framework import status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from playground.logcontext import set_session
 from sessions_app import selectors, services
 from sessions_app.serializers import (
     InstanceCreateSerializer,
@@ -24,7 +25,17 @@ def _session_response(request: Request, session_id: str, code: int = status.HTTP
     return Response(SessionSerializer(session, context={"request": request}).data, status=code)
 
 
-class SessionViewSet(viewsets.ViewSet):
+class SessionTaggedViewSet(viewsets.ViewSet):
+    """Tags the request's log lines with the session it names."""
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        session_id = kwargs.get("session_pk") or kwargs.get("pk")
+        if session_id:
+            set_session(session_id[:64])
+        super().initial(request, *args, **kwargs)
+
+
+class SessionViewSet(SessionTaggedViewSet):
     """`/sessions` and `/sessions/{id}`: a session and its one instance."""
 
     def create(self, request: Request) -> Response:
@@ -62,7 +73,7 @@ class SessionViewSet(viewsets.ViewSet):
         return Response(TerminalSerializer(instance, context={"request": request}).data)
 
 
-class InstanceViewSet(viewsets.ViewSet):
+class InstanceViewSet(SessionTaggedViewSet):
     """`/sessions/{id}/instances[/{name}]`: kept for clients of the multi-instance API."""
 
     def list(self, request: Request, session_pk: str) -> Response:

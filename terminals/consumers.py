@@ -21,10 +21,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
 
+from playground.logcontext import set_session
 from sessions_app import services
 from sessions_app.events import session_group
 from sessions_app.models import Instance, Session
 from sessions_app.selectors import is_plain_name
+from terminals import metrics
 from terminals.hub import Viewer, registry
 
 logger = logging.getLogger(__name__)
@@ -121,6 +123,7 @@ def parse_control(text: str) -> dict:
 class TerminalConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        set_session(self.session_id[:64])
         self.viewer: Viewer | None = None
         self.size: tuple[int, int] | None = None
         self.paused = False
@@ -135,6 +138,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         # Accepting first lets the close code reach the client; a refused
         # handshake would only show as a failed connection.
         await self.accept()
+        metrics.terminal_opened(self)
         if state is None:
             await self.close(code=CLOSE_NO_SESSION)
             return
@@ -147,6 +151,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.follower = asyncio.create_task(self.follow_session(state))
 
     async def disconnect(self, code: int) -> None:
+        metrics.terminal_closed(self)
         if self.follower:
             self.follower.cancel()
         self.leave_terminal()
@@ -222,6 +227,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     async def send_output(self, data: bytes) -> None:
         self.sent_total += len(data)
+        metrics.count_output(len(data))
         await self.send(bytes_data=data)
 
     async def send_status(self, status: str, message: str, instance: dict | None = None) -> None:
@@ -266,6 +272,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         # Keystrokes before the shell is attached have nowhere to go.
         if self.viewer is None:
             return
+        metrics.count_input(len(data))
         await self.viewer.hub.write(data)
         now = time.monotonic()
         if now - self.last_touch >= TOUCH_EVERY:

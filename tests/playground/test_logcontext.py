@@ -1,0 +1,47 @@
+"""Every log line about a session names it."""
+
+import contextvars
+import io
+import logging
+
+import pytest
+from django.conf import settings
+
+from playground.logcontext import SessionIdFilter
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def log_lines(use_backend):
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(SessionIdFilter())
+    handler.setFormatter(logging.Formatter(settings.LOGGING["formatters"]["plain"]["format"]))
+    loggers = [logging.getLogger(name) for name in ("sessions_app", "celery.app.trace")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    yield lambda: stream.getvalue().splitlines()
+    for logger in loggers:
+        logger.removeHandler(handler)
+
+
+def test_it_tags_api_and_task_lines_with_the_session(client, django_capture_on_commit_callbacks, log_lines):
+    with django_capture_on_commit_callbacks(execute=True):
+        session_id = client.post("/sessions", {}, content_type="application/json").json()["session_id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        client.delete(f"/sessions/{session_id}")
+
+    lines = [line for line in log_lines() if "sessions_app" in line]
+    assert any("opened in playground" in line for line in lines)
+    assert any("instance running" in line for line in lines)
+    assert any("instance removed" in line for line in lines)
+    assert all(f"[session={session_id}]" in line for line in lines), lines
+
+
+def test_it_marks_lines_about_no_session():
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "starting", None, None)
+
+    contextvars.Context().run(SessionIdFilter().filter, record)  # a context no session has touched
+
+    assert record.session_id == "-"
