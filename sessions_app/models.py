@@ -4,6 +4,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from django.utils import timezone
 
 INSTANCE_HOSTNAME = "node1"
 
@@ -74,7 +75,8 @@ class Session(models.Model):
     client_address = models.GenericIPAddressField(null=True, blank=True)
     client_agent = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Not auto_now_add: session_create sets it to the very instant expires_at counts from.
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
     expires_at = models.DateTimeField(db_index=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True, help_text="Last terminal input.")

@@ -56,13 +56,15 @@ def session_create(
         raise InvalidRequest(
             f"duration: at most {int(playground.max_duration.total_seconds())} seconds in this playground."
         )
+    now = timezone.now()
     with transaction.atomic():
         session = Session.objects.create(
+            created_at=now,
             playground=playground,
             owner=owner if owner is not None and owner.is_authenticated else None,
             client_address=client_address,
             client_agent=client_agent[:300],
-            expires_at=timezone.now() + duration,
+            expires_at=now + duration,
         )
         instance = Instance.objects.create(session=session, image=image)
         _enqueue_provision(instance)
@@ -237,9 +239,18 @@ def instance_provision(*, instance_id: int) -> None:
     try:
         result = backend.start(instance)
     except TransientBackendError:
-        raise
+        if _still_provisioning(instance_id):
+            raise  # the task tries again
+        backend.remove(instance)  # closed meanwhile: undo what this attempt made
+        return
     except BackendError as exc:
-        instance_fail(instance_id=instance_id, message=exc.message, reason=exc.reason, log_message=exc.log_message)
+        failed = instance_fail(
+            instance_id=instance_id, message=exc.message, reason=exc.reason, log_message=exc.log_message
+        )
+        if not failed:
+            # Closed or removed meanwhile, perhaps by a teardown that ran
+            # while this attempt was still making things: undo them.
+            backend.remove(instance)
         return
     now = timezone.now()
     became_running = Instance.objects.filter(pk=instance_id, status=Status.PROVISIONING).update(
@@ -265,13 +276,23 @@ def instance_provision(*, instance_id: int) -> None:
     # Otherwise a second delivery of this task finished first; nothing to do.
 
 
-def instance_fail(*, instance_id: int, message: str, reason: str, log_message: str = "") -> None:
-    """Mark a starting instance failed, with a message for its user and a short reason for metrics."""
+def instance_fail(*, instance_id: int, message: str, reason: str, log_message: str = "") -> bool:
+    """Mark a starting instance failed, with a message for its user and a short reason for metrics.
+
+    Returns False when the instance was no longer starting (closed or removed meanwhile).
+    """
     failed = Instance.objects.filter(pk=instance_id, status__in=[Status.PENDING, Status.PROVISIONING]).update(
         status=Status.FAILED, error=message, failure_reason=reason
     )
     if failed:
         logger.warning("instance %s failed: %s", instance_id, log_message or message)
+    return bool(failed)
+
+
+def _still_provisioning(instance_id: int) -> bool:
+    return Instance.objects.filter(
+        pk=instance_id, status=Status.PROVISIONING, session__status=Session.Status.OPEN
+    ).exists()
 
 
 def instance_teardown(*, instance_id: int) -> None:

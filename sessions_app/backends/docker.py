@@ -129,7 +129,10 @@ class DockerBackend(Backend):
         mine = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_PLATFORM}={settings.PLAYGROUND_PLATFORM_ID}"]}
         try:
             found = [
-                *(c.labels for c in self.client.containers.list(all=True, sparse=True, filters=mine)),
+                *(
+                    c.attrs.get("Labels") or {}
+                    for c in self.client.containers.list(all=True, sparse=True, filters=mine)
+                ),
                 *(v.attrs.get("Labels") or {} for v in self.client.volumes.list(filters=mine)),
                 *(n.attrs.get("Labels") or {} for n in self.client.networks.list(filters=mine)),
             ]

@@ -101,3 +101,22 @@ def test_it_leaves_the_container_when_a_second_delivery_finished_first(instance,
 
     assert list(fake_engine.containers) == [f"playground-{instance.session_id}"]
     assert Instance.objects.get(pk=instance.pk).status == "running"
+
+
+def test_it_undoes_a_failed_attempt_when_the_session_closed_meanwhile(instance, fake_engine, monkeypatch):
+    from sessions_app.backends.base import DaemonNotReady
+    from sessions_app.backends.fake import FakeBackend
+
+    real_start = FakeBackend.start
+
+    def start_then_fail_after_close(self, started):
+        real_start(self, started)  # made the container...
+        Instance.objects.filter(pk=started.pk).update(status="terminated")  # ...the teardown ran...
+        raise DaemonNotReady()  # ...and then this attempt failed
+
+    monkeypatch.setattr(FakeBackend, "start", start_then_fail_after_close)
+
+    services.instance_provision(instance_id=instance.pk)
+
+    assert fake_engine.containers == {}
+    assert Instance.objects.get(pk=instance.pk).status == "terminated"

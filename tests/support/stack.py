@@ -180,6 +180,53 @@ def platform(transactional_db, settings, docker_client, real_services):
     return settings
 
 
+class Beat:
+    """A real `celery -A playground beat` process, sending the scheduled tasks."""
+
+    def __init__(self, env: dict[str, str], schedule_dir: Path) -> None:
+        self.env = env
+        self.schedule = schedule_dir / "celerybeat-schedule"
+        self.log_path = ARTIFACTS / "beat.log"
+
+    def start(self) -> "Beat":
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "playground",
+                "beat",
+                "--loglevel=INFO",
+                f"--schedule={self.schedule}",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.log.close()
+
+
+@pytest.fixture
+def beat(worker_env, worker, tmp_path):
+    """Celery beat for the length of one test, with a worker to run what it sends."""
+    running = Beat(worker_env, tmp_path).start()
+    yield running
+    running.stop()
+
+
 class WebServer:
     """The platform's ASGI application under a real Daphne, on the test database."""
 
