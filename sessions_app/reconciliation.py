@@ -12,6 +12,9 @@ Runs when a worker starts and then every minute. What it decides:
 - An instance stuck in pending or provisioning (its job lost with a broker,
   or its worker killed) is handed to a worker again, within the same limit.
 - An instance stuck terminating is handed to the teardown again.
+- A running instance whose address changed (its container restarted with the
+  engine: instances have a restart policy, so they come back) gets its new
+  address recorded.
 """
 
 import logging
@@ -43,6 +46,7 @@ class Report:
     retried: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     torn_down: list[str] = field(default_factory=list)
+    readdressed: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return any(vars(self).values())
@@ -83,6 +87,11 @@ def _revive_lost_instances(report: Report) -> None:
     for instance in running:
         state = backend.poll(instance)
         if state == PollResult.RUNNING:
+            # After the engine restarted it, the container may have a new address.
+            address = backend.address(instance)
+            if address and address != instance.ip_address:
+                Instance.objects.filter(pk=instance.pk, status=Status.RUNNING).update(ip_address=address)
+                report.readdressed.append(instance.session_id)
             continue
         logger.warning("session %s: the instance's container is %s", instance.session_id, state)
         _provision_again(instance, report.reprovisioned, report, from_status=Status.RUNNING)

@@ -69,6 +69,9 @@ class Backend:
         stopped container is not an error.
     poll(instance)
         Report whether the container runs, exists stopped, or is missing.
+    address(instance)
+        The instance's IP address now (it may change when the engine
+        restarts its container), or None.
     remove(instance)
         Remove the container, its volume and its network. Returns once they
         are gone; removing what is already gone is not an error. Raises
@@ -87,6 +90,9 @@ class Backend:
         raise NotImplementedError
 
     def poll(self, instance: "Instance") -> PollResult:
+        raise NotImplementedError
+
+    def address(self, instance: "Instance") -> str | None:
         raise NotImplementedError
 
     def remove(self, instance: "Instance") -> None:

@@ -113,6 +113,17 @@ class DockerBackend(Backend):
             raise self._translate(exc, "poll", instance) from exc
         return PollResult.RUNNING if container.status == "running" else PollResult.STOPPED
 
+    def address(self, instance: Instance) -> str | None:
+        names = resource_names(instance.session_id)
+        try:
+            container = self.client.containers.get(names["container"])
+        except NotFound:
+            return None
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise self._translate(exc, "inspect", instance) from exc
+        networks = container.attrs["NetworkSettings"]["Networks"]
+        return (networks.get(names["network"]) or {}).get("IPAddress") or None
+
     def remove(self, instance: Instance) -> None:
         self.remove_orphan(instance.session_id)
 

@@ -17,6 +17,7 @@ class FakeContainer:
     name: str
     running: bool = True
     starts: int = 0
+    address: str | None = None
 
 
 @dataclass
@@ -45,11 +46,12 @@ class FakeBackend(Backend):
             container.running = True
             container.starts += 1
             number = list(engine.containers).index(name) + 2
+            container.address = f"10.0.{number // 250}.{number % 250}"
         return StartResult(
             container_id=f"fake-{instance.session_id}",
             container_name=name,
             docker_host="fake",
-            ip_address=f"10.0.{number // 250}.{number % 250}",
+            ip_address=container.address,
         )
 
     def stop(self, instance: Instance) -> None:
@@ -64,6 +66,10 @@ class FakeBackend(Backend):
         if container is None:
             return PollResult.MISSING
         return PollResult.RUNNING if container.running else PollResult.STOPPED
+
+    def address(self, instance: Instance) -> str | None:
+        container = engine.containers.get(f"playground-{instance.session_id}")
+        return container.address if container else None
 
     def remove(self, instance: Instance) -> None:
         self.remove_orphan(instance.session_id)

@@ -87,3 +87,12 @@ def test_it_leaves_a_healthy_session_alone(fake_engine, run_on_commit, session_i
 
     assert not report
     assert Instance.objects.get(session_id=session_id).attempts == 1
+
+
+def test_it_records_the_new_address_of_a_restarted_container(fake_engine, run_on_commit, session_id):
+    fake_engine.containers[f"playground-{session_id}"].address = "10.9.9.9"
+
+    report = reconcile(run_on_commit)
+
+    assert report.readdressed == [session_id]
+    assert Instance.objects.get(session_id=session_id).ip_address == "10.9.9.9"
