@@ -183,6 +183,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Document each route once, in its no-slash form (see sessions_app/schema.py).
     "PREPROCESSING_HOOKS": ["sessions_app.schema.only_canonical_routes"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "sessions_app.schema.responses_have_every_field",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "SessionStatusEnum": "sessions_app.models.Session.Status",
         "InstanceStatusEnum": "sessions_app.models.Instance.Status",
@@ -219,6 +223,8 @@ else:
         "store_processed": False,
         "polling_interval": 0.02,
     }
+# Workers log through LOGGING above, so their lines carry the session id too.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -283,7 +289,8 @@ PLAYGROUND_EXTRA_LABELS = dict(item.split("=", 1) for item in env_list("PLAYGROU
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"session_id": {"()": "playground.logcontext.SessionIdFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [session=%(session_id)s] %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["session_id"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }

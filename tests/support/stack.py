@@ -72,42 +72,41 @@ def real_services():
         pytest.fail("integration tests need DATABASE_URL (PostgreSQL) and REDIS_URL: run scripts/test")
 
 
-class Worker:
-    """A real `celery -A playground worker` process on the test database."""
+class PlatformProcess:
+    """One of the platform's processes (worker, beat, Daphne), run from this checkout.
 
-    def __init__(self, env: dict[str, str], name: str, queue: str = "celery") -> None:
+    It gets a process group of its own, so that it can be killed whole, pool
+    processes included, and its output goes to test-artifacts/<name>.log.
+    """
+
+    def __init__(self, env: dict[str, str], name: str) -> None:
         self.env = env
         self.name = name
-        self.queue = queue
         self.process: subprocess.Popen | None = None
-        self.log_path = ARTIFACTS / f"worker-{name}.log"
+        self.log_path = ARTIFACTS / f"{name}.log"
 
-    def start(self) -> "Worker":
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        return True
+
+    def start(self):
         ARTIFACTS.mkdir(exist_ok=True)
         self.log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "celery", "-A", "playground", "worker"),
-                *(
-                    "--loglevel=INFO",
-                    "--pool=prefork",
-                    "--concurrency=4",
-                    f"--hostname={self.name}@%h",
-                    f"--queues={self.queue}",
-                ),
-                *("--without-gossip", "--without-mingle"),
-            ],
+            [sys.executable, "-m", *self.command()],
             cwd=ROOT,
             env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, to kill it whole
+            start_new_session=True,
         )
-        wait_for(lambda: " ready." in self.log_path.read_text(), timeout=30, what=f"worker {self.name} to start")
+        wait_for(self.ready, timeout=30, what=f"{self.name} to start")
         return self
 
     def kill(self) -> None:
-        """Kill the worker and its pool processes at once, as a crash or OOM kill would."""
+        """Kill the process and its children at once, as a crash or an OOM kill would."""
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
 
@@ -119,6 +118,24 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.kill()
         self.log.close()
+
+
+class Worker(PlatformProcess):
+    """A real `celery -A playground worker` on the test database."""
+
+    def __init__(self, env: dict[str, str], name: str, queue: str = "celery") -> None:
+        super().__init__(env, f"worker-{name}")
+        self.hostname = name
+        self.queue = queue
+
+    def command(self) -> list[str]:
+        return [
+            *("celery", "-A", "playground", "worker", "--loglevel=INFO", "--pool=prefork", "--concurrency=4"),
+            *(f"--hostname={self.hostname}@%h", f"--queues={self.queue}", "--without-gossip", "--without-mingle"),
+        ]
+
+    def ready(self) -> bool:
+        return " ready." in self.log_path.read_text()
 
 
 @pytest.fixture(scope="session")
@@ -180,43 +197,15 @@ def platform(transactional_db, settings, docker_client, real_services):
     return settings
 
 
-class Beat:
-    """A real `celery -A playground beat` process, sending the scheduled tasks."""
+class Beat(PlatformProcess):
+    """A real `celery -A playground beat`, sending the scheduled tasks."""
 
     def __init__(self, env: dict[str, str], schedule_dir: Path) -> None:
-        self.env = env
+        super().__init__(env, "beat")
         self.schedule = schedule_dir / "celerybeat-schedule"
-        self.log_path = ARTIFACTS / "beat.log"
 
-    def start(self) -> "Beat":
-        ARTIFACTS.mkdir(exist_ok=True)
-        self.log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "playground",
-                "beat",
-                "--loglevel=INFO",
-                f"--schedule={self.schedule}",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return self
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.log.close()
+    def command(self) -> list[str]:
+        return ["celery", "-A", "playground", "beat", "--loglevel=INFO", f"--schedule={self.schedule}"]
 
 
 @pytest.fixture
@@ -227,43 +216,22 @@ def beat(worker_env, worker, tmp_path):
     running.stop()
 
 
-class WebServer:
+class WebServer(PlatformProcess):
     """The platform's ASGI application under a real Daphne, on the test database."""
 
     def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env, "daphne")
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = env
-        self.log_path = ARTIFACTS / "daphne.log"
 
-    def start(self) -> "WebServer":
-        ARTIFACTS.mkdir(exist_ok=True)
-        self.log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "playground.asgi:application"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    def command(self) -> list[str]:
+        return ["daphne", "-b", "127.0.0.1", "-p", str(self.port), "playground.asgi:application"]
 
-        def answers() -> bool:
-            with socket.socket() as client:
-                return client.connect_ex(("127.0.0.1", self.port)) == 0
-
-        wait_for(answers, timeout=30, what="daphne to listen")
-        return self
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.log.close()
+    def ready(self) -> bool:
+        with socket.socket() as client:
+            return client.connect_ex(("127.0.0.1", self.port)) == 0
 
 
 @pytest.fixture(scope="session")

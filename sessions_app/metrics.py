@@ -1,0 +1,114 @@
+"""Prometheus metrics about sessions and provisioning, read from the database.
+
+Web, worker and beat are separate processes, and provisioning happens in the
+worker, so counters kept in memory would be split between processes and lost
+on every restart. Instead these figures are computed from the database at
+scrape time: every web process reports the same, true numbers.
+"""
+
+import logging
+
+from django.db import DatabaseError
+from django.db.models import Count, Q, Sum
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
+
+from sessions_app.models import Instance, Session
+
+logger = logging.getLogger(__name__)
+
+# Seconds from POST /sessions to a running instance: about one second is the
+# goal, tens of seconds means a cold or overloaded engine.
+PROVISIONING_BUCKETS = (0.5, 1, 1.5, 2, 3, 5, 8, 13, 20, 30, 60)
+
+
+class DatabaseCollector(Collector):
+    def describe(self):
+        # Without describe(), registering would call collect(), and so query
+        # the database at import time.
+        return [
+            GaugeMetricFamily("playground_sessions", "Sessions by status.", labels=["status"]),
+            GaugeMetricFamily("playground_instances", "Instances by status.", labels=["status"]),
+            HistogramMetricFamily("playground_provisioning_seconds", "Seconds from creation to a running instance."),
+            CounterMetricFamily(
+                "playground_provisioning_failures", "Instances that failed to start, by reason.", labels=["reason"]
+            ),
+        ]
+
+    def collect(self):
+        try:
+            families = [
+                self.sessions(),
+                self.instances(),
+                self.provisioning_seconds(),
+                self.provisioning_failures(),
+            ]
+        except DatabaseError as exc:
+            # Leave these figures out rather than fail the whole scrape: the
+            # process's own metrics are still worth having, and /readyz says
+            # what is wrong with the database.
+            logger.warning("metrics: cannot read the database: %s", exc)
+            return
+        yield from families
+
+    @staticmethod
+    def sessions() -> GaugeMetricFamily:
+        family = GaugeMetricFamily("playground_sessions", "Sessions by status.", labels=["status"])
+        counts = dict(Session.objects.order_by().values_list("status").annotate(n=Count("pk")))
+        for status in sorted(set(Session.Status.values) | set(counts)):
+            family.add_metric([status], counts.get(status, 0))
+        return family
+
+    @staticmethod
+    def instances() -> GaugeMetricFamily:
+        family = GaugeMetricFamily("playground_instances", "Instances by status.", labels=["status"])
+        counts = dict(Instance.objects.order_by().values_list("status").annotate(n=Count("pk")))
+        for status in sorted(set(Instance.Status.values) | set(counts)):
+            family.add_metric([status], counts.get(status, 0))
+        return family
+
+    @staticmethod
+    def provisioning_seconds() -> HistogramMetricFamily:
+        # One query: a conditional count per bucket, the total and the sum.
+        buckets = {
+            f"le_{i}": Count("pk", filter=Q(provision_seconds__lte=bound))
+            for i, bound in enumerate(PROVISIONING_BUCKETS)
+        }
+        figures = Instance.objects.filter(provision_seconds__isnull=False).aggregate(
+            count=Count("pk"), total=Sum("provision_seconds"), **buckets
+        )
+        cumulative = [(floatToGoString(bound), figures[f"le_{i}"]) for i, bound in enumerate(PROVISIONING_BUCKETS)]
+        cumulative.append(("+Inf", figures["count"]))
+        return HistogramMetricFamily(
+            "playground_provisioning_seconds",
+            "Seconds from creation to a running instance.",
+            buckets=cumulative,
+            sum_value=figures["total"] or 0.0,
+        )
+
+    @staticmethod
+    def provisioning_failures() -> CounterMetricFamily:
+        # A failed instance keeps its reason when it is later removed (it
+        # becomes terminated), so this counts every failure still on record,
+        # not only the instances failed right now.
+        family = CounterMetricFamily(
+            "playground_provisioning_failures", "Instances that failed to start, by reason.", labels=["reason"]
+        )
+        failed = Instance.objects.exclude(failure_reason="").order_by().values_list("failure_reason")
+        for reason, count in sorted(failed.annotate(n=Count("pk"))):
+            family.add_metric([reason], count)
+        return family
+
+
+def register(registry: CollectorRegistry) -> None:
+    """Register the database collector on a registry, once.
+
+    Safe to call again, for example when the module that calls it is imported
+    a second time (the autoreloader, tests): the registry refuses a second
+    collector with the same metric names, and the first one stays.
+    """
+    try:
+        registry.register(DatabaseCollector())
+    except ValueError:
+        logger.debug("metrics: the database collector is already registered")

@@ -1,0 +1,194 @@
+"""GET /metrics: session and provisioning figures from the database, and this
+process's terminal metrics."""
+
+import gc
+from datetime import timedelta
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.db import DatabaseError
+from django.test import Client
+from django.utils import timezone
+from prometheus_client import REGISTRY
+
+from playground.asgi import application
+from sessions_app.metrics import DatabaseCollector
+from sessions_app.models import Instance, Session
+from terminals import metrics as terminal_metrics
+
+
+def make_session(status: str = "open") -> Session:
+    return Session.objects.create(
+        playground_id="default", status=status, expires_at=timezone.now() + timedelta(hours=1)
+    )
+
+
+def make_instance(
+    status: str = "running", provision_seconds: float | None = None, failure_reason: str = ""
+) -> Instance:
+    return Instance.objects.create(
+        session=make_session(),
+        image="playground-dind:latest",
+        status=status,
+        provision_seconds=provision_seconds,
+        failure_reason=failure_reason,
+    )
+
+
+def scrape(client) -> list[str]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=")
+    return response.content.decode().splitlines()
+
+
+def samples(lines: list[str], name: str) -> list[str]:
+    return [line for line in lines if line.startswith((f"{name}{{", f"{name} "))]
+
+
+@pytest.mark.django_db
+def test_it_counts_sessions_and_instances_by_status(client):
+    make_session("closed")
+    make_session("expired")
+    make_instance("running")  # each instance comes with an open session
+    make_instance("failed", failure_reason="image_missing")
+
+    lines = scrape(client)
+
+    assert samples(lines, "playground_sessions") == [
+        'playground_sessions{status="closed"} 1.0',
+        'playground_sessions{status="expired"} 1.0',
+        'playground_sessions{status="open"} 2.0',
+    ]
+    assert samples(lines, "playground_instances") == [
+        'playground_instances{status="failed"} 1.0',
+        'playground_instances{status="pending"} 0.0',
+        'playground_instances{status="provisioning"} 0.0',
+        'playground_instances{status="running"} 1.0',
+        'playground_instances{status="terminated"} 0.0',
+        'playground_instances{status="terminating"} 0.0',
+    ]
+
+
+@pytest.mark.django_db
+def test_it_builds_the_provisioning_histogram_from_the_recorded_times(client):
+    for seconds in (0.4, 0.9, 1.0, 2.5, 45.0):
+        make_instance("running", provision_seconds=seconds)
+    make_instance("provisioning")  # no time yet: not in the histogram
+
+    lines = scrape(client)
+
+    assert "# TYPE playground_provisioning_seconds histogram" in lines
+    assert samples(lines, "playground_provisioning_seconds_bucket") == [
+        'playground_provisioning_seconds_bucket{le="0.5"} 1.0',
+        'playground_provisioning_seconds_bucket{le="1.0"} 3.0',
+        'playground_provisioning_seconds_bucket{le="1.5"} 3.0',
+        'playground_provisioning_seconds_bucket{le="2.0"} 3.0',
+        'playground_provisioning_seconds_bucket{le="3.0"} 4.0',
+        'playground_provisioning_seconds_bucket{le="5.0"} 4.0',
+        'playground_provisioning_seconds_bucket{le="8.0"} 4.0',
+        'playground_provisioning_seconds_bucket{le="13.0"} 4.0',
+        'playground_provisioning_seconds_bucket{le="20.0"} 4.0',
+        'playground_provisioning_seconds_bucket{le="30.0"} 4.0',
+        'playground_provisioning_seconds_bucket{le="60.0"} 5.0',
+        'playground_provisioning_seconds_bucket{le="+Inf"} 5.0',
+    ]
+    assert samples(lines, "playground_provisioning_seconds_count") == ["playground_provisioning_seconds_count 5.0"]
+    assert samples(lines, "playground_provisioning_seconds_sum") == ["playground_provisioning_seconds_sum 49.8"]
+
+
+@pytest.mark.django_db
+def test_it_reports_an_empty_histogram_when_nothing_has_run_yet(client):
+    lines = scrape(client)
+
+    assert 'playground_provisioning_seconds_bucket{le="+Inf"} 0.0' in lines
+    assert "playground_provisioning_seconds_sum 0.0" in lines
+
+
+@pytest.mark.django_db
+def test_it_counts_provisioning_failures_by_reason(client):
+    make_instance("failed", failure_reason="image_missing")
+    make_instance("failed", failure_reason="daemon_not_ready")
+    make_instance("failed", failure_reason="daemon_not_ready")
+    # A failed instance that was removed afterwards still counts.
+    make_instance("terminated", failure_reason="image_missing")
+    make_instance("running", provision_seconds=1.2)
+
+    lines = scrape(client)
+
+    assert "# TYPE playground_provisioning_failures_total counter" in lines
+    assert samples(lines, "playground_provisioning_failures_total") == [
+        'playground_provisioning_failures_total{reason="daemon_not_ready"} 2.0',
+        'playground_provisioning_failures_total{reason="image_missing"} 2.0',
+    ]
+
+
+@pytest.mark.django_db
+def test_it_still_answers_when_the_database_does_not(client, monkeypatch):
+    def broken():
+        raise DatabaseError("the database is gone")
+
+    monkeypatch.setattr(DatabaseCollector, "sessions", staticmethod(broken))
+
+    lines = scrape(client)
+
+    assert samples(lines, "playground_sessions") == []
+    assert samples(lines, "playground_terminals_open")  # this process's own metrics are still there
+
+
+def test_it_refuses_other_methods_with_405():
+    response = Client(enforce_csrf_checks=True).post("/metrics")
+
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+
+
+def terminal_bytes(direction: str) -> float:
+    return REGISTRY.get_sample_value("playground_terminal_bytes_total", {"direction": direction})
+
+
+def terminals_open() -> float:
+    return REGISTRY.get_sample_value("playground_terminals_open")
+
+
+def test_it_counts_terminal_bytes_each_way():
+    before_out, before_in = terminal_bytes("out"), terminal_bytes("in")
+
+    terminal_metrics.count_output(1000)
+    terminal_metrics.count_output(24)
+    terminal_metrics.count_input(3)
+
+    assert terminal_bytes("out") == before_out + 1024
+    assert terminal_bytes("in") == before_in + 3
+
+
+def test_it_uncounts_only_a_terminal_that_was_counted():
+    before = terminals_open()
+    first, second = object.__new__(type("Consumer", (), {})), object.__new__(type("Consumer", (), {}))
+
+    terminal_metrics.terminal_opened(first)
+    terminal_metrics.terminal_opened(first)
+    assert terminals_open() == before + 1
+
+    terminal_metrics.terminal_closed(second)
+    assert terminals_open() == before + 1
+
+    terminal_metrics.terminal_closed(first)
+    terminal_metrics.terminal_closed(first)
+    assert terminals_open() == before
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_it_counts_an_open_terminal_socket_until_it_disconnects():
+    gc.collect()  # consumers of earlier tests that never disconnected
+    before = terminals_open()
+    # An id that cannot be a session's is refused without a database query.
+    ws = WebsocketCommunicator(application, "/sessions/no~such~session/ws", headers=[(b"host", b"testserver")])
+
+    connected, _ = await ws.connect()
+    assert connected
+    assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": 4404}
+    assert terminals_open() == before + 1
+
+    await ws.disconnect()
+    assert terminals_open() == before
