@@ -59,7 +59,15 @@ def env_choice(name: str, default: str, choices: set[str]) -> str:
 # --- Core -------------------------------------------------------------------
 
 DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-change-me")
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-change-me"
+SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
+# The key signs the admin's session cookies and CSRF tokens: a public one in
+# production would let anyone forge them, so refuse to start rather than warn.
+if not DEBUG and SECRET_KEY in {"", DEVELOPMENT_SECRET_KEY}:
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set to a secret value when DEBUG is off (the built-in development key is public); "
+        "e.g. SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')"
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
 INSTALLED_APPS = [
@@ -71,6 +79,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
@@ -131,6 +140,30 @@ WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- HTTPS and browsers -----------------------------------------------------
+
+# Other origins (scheme://host[:port]) whose pages may send cookie-authenticated
+# writes, e.g. https://play.example.com when the proxy's public origin differs
+# from the Host it passes on.
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Behind a TLS reverse proxy, X-Forwarded-Proto says whether the client used
+# HTTPS. Only trust it when the proxy always sets it: otherwise any client
+# could claim HTTPS.
+if env_bool("PLAYGROUND_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# In production cookies travel over HTTPS only; set these to false only to try
+# the platform over plain HTTP.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+# Browsers remember HSTS for this long and then refuse plain HTTP to the host,
+# so it stays 0 until TLS is known to work (then e.g. 31536000, a year).
+SECURE_HSTS_SECONDS = int(env_float("SECURE_HSTS_SECONDS", 0))
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# No page of the platform is meant to be framed (clickjacking of Close session).
+X_FRAME_OPTIONS = "DENY"
+
 # --- Database ---------------------------------------------------------------
 
 DATABASES = {
@@ -154,7 +187,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Browsers: the Django session cookie (writes then need the CSRF token).
+    # API clients: "Authorization: Token <key>" (tokens are made in the admin).
+    # (Token first, so that a missing login is answered 401 with WWW-Authenticate.)
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
@@ -256,6 +293,25 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Limits -----------------------------------------------------------------
+
+# Sessions one client (a user, or an IP address for anonymous use) may create,
+# as "N/sec|min|hour|day"; beyond it 429.
+PLAYGROUND_SESSION_RATE = env_str("PLAYGROUND_SESSION_RATE", "10/min")
+# Sessions one client may have open.
+PLAYGROUND_MAX_SESSIONS_PER_CLIENT = int(env_float("PLAYGROUND_MAX_SESSIONS_PER_CLIENT", 5))
+# Sessions open at once on the Docker host; beyond it new ones get 503.
+PLAYGROUND_MAX_SESSIONS = int(env_float("PLAYGROUND_MAX_SESSIONS", 100))
+# Whether creating a session needs a logged-in user or an API token.
+PLAYGROUND_REQUIRE_LOGIN = env_bool("PLAYGROUND_REQUIRE_LOGIN", False)
+# Request bodies are small JSON; anything larger is refused with 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+
+# The creation rate limit counts in the cache, which must be shared by all web
+# processes: Redis when there is one.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
 # --- Playground instances ---------------------------------------------------
 

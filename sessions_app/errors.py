@@ -7,6 +7,7 @@ exception handler below maps each kind to a status code.
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -61,6 +62,20 @@ class CannotExtend(PlaygroundError):
     message = "The session already lasts as long as it may."
 
 
+class TooManySessions(PlaygroundError):
+    reason = "too_many_sessions"
+    message = "You have as many open sessions as you may; close one first."
+
+    def __init__(self, message: str | None = None, *, retry_after: int, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class OutOfCapacity(PlaygroundError):
+    reason = "out_of_capacity"
+    message = "The playground is full right now; please try again in a few minutes."
+
+
 class SessionAlreadyHasInstance(PlaygroundError):
     reason = "session_already_has_instance"
     message = "This session already has an instance. Only one instance per session is allowed."
@@ -72,6 +87,8 @@ _STATUS_BY_ERROR: list[tuple[type[PlaygroundError], int]] = [
     (InstanceNotFound, status.HTTP_404_NOT_FOUND),
     (SessionClosed, status.HTTP_409_CONFLICT),
     (CannotExtend, status.HTTP_409_CONFLICT),
+    (TooManySessions, status.HTTP_429_TOO_MANY_REQUESTS),
+    (OutOfCapacity, status.HTTP_503_SERVICE_UNAVAILABLE),
     (SessionAlreadyHasInstance, status.HTTP_409_CONFLICT),
 ]
 
@@ -99,7 +116,13 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         for error_class, code in _STATUS_BY_ERROR:
             if isinstance(exc, error_class):
                 logger.info("%s: %s", exc.reason, exc.log_message)
-                return Response(error_body(exc.reason, exc.message), status=code)
+                headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
+                return Response(error_body(exc.reason, exc.message), status=code, headers=headers)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body("request_too_large", "The request body is larger than the API accepts."),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     response = drf_exception_handler(exc, context)

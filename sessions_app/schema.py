@@ -169,8 +169,42 @@ extend_schema_view(
                 INVALID,
                 MALFORMED,
             ),
+            401: _errors(
+                "Only with PLAYGROUND_REQUIRE_LOGIN: the caller is not logged in and sent no API token.",
+                _example("Not logged in", "not_authenticated", "Authentication credentials were not provided."),
+            ),
+            413: _errors(
+                "The body is larger than the API accepts (64 KiB).",
+                _example("Too large", "request_too_large", "The request body is larger than the API accepts."),
+            ),
             415: UNSUPPORTED_MEDIA_TYPE,
+            429: _errors(
+                "The client (its user, or its IP address) has as many open sessions as it may "
+                "(`too_many_sessions`), or created sessions too fast (`throttled`). The `Retry-After` header "
+                "says how many seconds to wait.",
+                _domain_example(
+                    errors.TooManySessions,
+                    "Too many open sessions",
+                    "You may have 5 sessions open at once; close one first.",
+                ),
+                _example("Too fast", "throttled", "Request was throttled. Expected available in 42 seconds."),
+            ),
+            503: _errors(
+                "The Docker host runs as many sessions as it may; nothing was created.",
+                _domain_example(errors.OutOfCapacity, "Out of capacity"),
+            ),
         },
+    ),
+    list=extend_schema(
+        operation_id="sessions_list",
+        summary="The caller's sessions",
+        description=(
+            "The caller's own sessions, newest first (at most 100): a logged-in user's, or, for an anonymous "
+            "browser, those it opened (remembered in its session cookie). Staff see every session. A client "
+            "with neither gets an empty list: session ids are capabilities and are never listed to strangers."
+        ),
+        tags=["sessions"],
+        responses={200: SessionSerializer(many=True)},
     ),
     retrieve=extend_schema(
         operation_id="sessions_retrieve",

@@ -37,3 +37,13 @@ def instance_get(*, session_id: str, name: str) -> Instance:
         session_get(session_id=session_id)  # an unknown session is the better answer
         raise InstanceNotFound(log_message=f"no instance {name!r} in session {session_id}")
     return instance
+
+
+def sessions_of(*, user, session_ids: list[str], limit: int = 100):
+    """The sessions a caller may list: all for staff, a user's own, or the given ids (a browser's)."""
+    sessions = Session.objects.select_related("playground", "instance").order_by("-created_at")
+    if user.is_authenticated and user.is_staff:
+        return sessions[:limit]
+    if user.is_authenticated:
+        return sessions.filter(owner=user)[:limit]
+    return sessions.filter(pk__in=[i for i in session_ids if isinstance(i, str)][:limit])

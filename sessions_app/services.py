@@ -9,8 +9,9 @@ compare-and-set updates, so two workers racing on one instance cannot both win.
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -23,8 +24,10 @@ from sessions_app.errors import (
     ImageNotAllowed,
     InstanceNotFound,
     InvalidRequest,
+    OutOfCapacity,
     SessionAlreadyHasInstance,
     SessionClosed,
+    TooManySessions,
     UnknownPlayground,
 )
 from sessions_app.models import Instance, Playground, Session
@@ -33,6 +36,9 @@ from sessions_app.selectors import instance_get, session_get
 logger = logging.getLogger(__name__)
 
 Status = Instance.Status
+
+# The key of the PostgreSQL advisory lock that serializes session creation.
+SESSION_CREATION_LOCK = 0x706C6179  # "play"
 
 
 def session_create(
@@ -57,11 +63,13 @@ def session_create(
             f"duration: at most {int(playground.max_duration.total_seconds())} seconds in this playground."
         )
     now = timezone.now()
+    owner = owner if owner is not None and owner.is_authenticated else None
     with transaction.atomic():
+        _check_limits(owner=owner, client_address=client_address, now=now)
         session = Session.objects.create(
             created_at=now,
             playground=playground,
-            owner=owner if owner is not None and owner.is_authenticated else None,
+            owner=owner,
             client_address=client_address,
             client_agent=client_agent[:300],
             expires_at=now + duration,
@@ -78,6 +86,36 @@ CLOSE_MESSAGES = {
     "expired": "The session has expired.",
     "idle": "The session was closed after a long time without input.",
 }
+
+
+def _check_limits(*, owner, client_address: str | None, now: datetime) -> None:
+    """Refuse a session beyond the host's capacity or the client's share of it.
+
+    Runs in the creating transaction, under a lock that serializes session
+    creation, so that racing requests cannot all slip under a limit.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SESSION_CREATION_LOCK])
+    # (SQLite runs one writing transaction at a time already.)
+    open_sessions = Session.objects.filter(status=Session.Status.OPEN)
+    if open_sessions.count() >= settings.PLAYGROUND_MAX_SESSIONS:
+        raise OutOfCapacity(log_message=f"{settings.PLAYGROUND_MAX_SESSIONS} sessions open: refusing another")
+    if owner is not None:
+        mine = open_sessions.filter(owner=owner)
+    elif client_address:
+        mine = open_sessions.filter(owner__isnull=True, client_address=client_address)
+    else:
+        return
+    expiries = list(
+        mine.order_by("expires_at").values_list("expires_at", flat=True)[: settings.PLAYGROUND_MAX_SESSIONS_PER_CLIENT]
+    )
+    if len(expiries) >= settings.PLAYGROUND_MAX_SESSIONS_PER_CLIENT:
+        raise TooManySessions(
+            f"You may have {settings.PLAYGROUND_MAX_SESSIONS_PER_CLIENT} sessions open at once; close one first.",
+            retry_after=max(1, int((expiries[0] - now).total_seconds())),
+            log_message=f"client {owner or client_address} has {len(expiries)} open sessions",
+        )
 
 
 def session_close(*, session_id: str, reason: str = "closed") -> Session:

@@ -8,7 +8,7 @@ from sessions_app.views import InstanceViewSet, SessionViewSet
 SESSION = r"(?P<pk>[^/]+)"
 NESTED_SESSION = r"(?P<session_pk>[^/]+)"
 
-sessions = SessionViewSet.as_view({"post": "create"})
+sessions = SessionViewSet.as_view({"get": "list", "post": "create"})
 session = SessionViewSet.as_view({"get": "retrieve", "delete": "destroy"})
 terminal = SessionViewSet.as_view({"get": "terminal"})
 extend = SessionViewSet.as_view({"post": "extend"})

@@ -1,6 +1,9 @@
 """The REST API of the seed: sessions, their terminal, and the legacy instance routes."""
 
+from django.conf import settings
 from rest_framework import status, viewsets
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -16,6 +19,9 @@ from sessions_app.serializers import (
 )
 
 
+BROWSER_SESSIONS_KEY = "playground_sessions"
+
+
 def _client_address(request: Request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
@@ -23,6 +29,19 @@ def _client_address(request: Request) -> str | None:
 def _session_response(request: Request, session_id: str, code: int = status.HTTP_200_OK) -> Response:
     session = selectors.session_get(session_id=session_id)
     return Response(SessionSerializer(session, context={"request": request}).data, status=code)
+
+
+class SessionCreationThrottle(SimpleRateThrottle):
+    """PLAYGROUND_SESSION_RATE session creations per client (user, or IP address)."""
+
+    scope = "session-create"
+
+    def get_rate(self) -> str:
+        return settings.PLAYGROUND_SESSION_RATE
+
+    def get_cache_key(self, request: Request, view) -> str:
+        ident = f"user-{request.user.pk}" if request.user.is_authenticated else self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
 class SessionTaggedViewSet(viewsets.ViewSet):
@@ -38,6 +57,19 @@ class SessionTaggedViewSet(viewsets.ViewSet):
 class SessionViewSet(SessionTaggedViewSet):
     """`/sessions` and `/sessions/{id}`: a session and its one instance."""
 
+    def get_throttles(self):
+        return [SessionCreationThrottle()] if self.action == "create" else []
+
+    def get_permissions(self):
+        if self.action == "create" and settings.PLAYGROUND_REQUIRE_LOGIN:
+            return [IsAuthenticated()]
+        return [AllowAny()]
+
+    def list(self, request: Request) -> Response:
+        """The caller's own sessions, newest first: a user's, or those this browser opened; staff see all."""
+        sessions = selectors.sessions_of(user=request.user, session_ids=request.session.get(BROWSER_SESSIONS_KEY, []))
+        return Response(SessionSerializer(sessions, many=True, context={"request": request}).data)
+
     def create(self, request: Request) -> Response:
         body = SessionCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -47,6 +79,8 @@ class SessionViewSet(SessionTaggedViewSet):
             client_address=_client_address(request),
             client_agent=request.META.get("HTTP_USER_AGENT", ""),
         )
+        # Remember it in the browser's own (cookie) session, so GET /sessions can list it.
+        request.session[BROWSER_SESSIONS_KEY] = [session.id, *request.session.get(BROWSER_SESSIONS_KEY, [])][:50]
         return _session_response(request, session.id, status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> Response:

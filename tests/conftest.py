@@ -31,3 +31,10 @@ def use_backend(settings, fake_engine):
 # Fixtures of the real stack (Docker, PostgreSQL, Redis, Daphne, a worker),
 # shared by the integration and browser tests.
 pytest_plugins = ["tests.support.stack"]
+
+
+@pytest.fixture(autouse=True)
+def _generous_limits(settings):
+    """Tests open many sessions from one address; the tests of the limits set their own."""
+    settings.PLAYGROUND_SESSION_RATE = "100000/min"
+    settings.PLAYGROUND_MAX_SESSIONS_PER_CLIENT = 1000

@@ -14,7 +14,8 @@ CONFLICT = {
 
 # Every route of the README, in its no-slash form, with the codes it answers.
 ROUTES = {
-    ("/sessions", "post"): {"201", "400", "415"},
+    ("/sessions", "get"): {"200"},
+    ("/sessions", "post"): {"201", "400", "401", "413", "415", "429", "503"},
     ("/sessions/{id}", "get"): {"200", "404"},
     ("/sessions/{id}", "delete"): {"200", "404"},
     ("/sessions/{id}/extend", "post"): {"200", "400", "404", "409", "415"},

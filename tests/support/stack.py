@@ -148,6 +148,9 @@ def worker_env(django_db_setup, real_services) -> dict[str, str]:
         "PLAYGROUND_EXTRA_LABELS": f"{TEST_LABEL}=1",
         # The reconciler of a test worker touches only what this run made.
         "PLAYGROUND_PLATFORM_ID": PLATFORM_ID,
+        # Every test session comes from 127.0.0.1.
+        "PLAYGROUND_SESSION_RATE": "100000/min",
+        "PLAYGROUND_MAX_SESSIONS_PER_CLIENT": "1000",
         # A task whose worker was killed is handed out again this soon.
         "PLAYGROUND_BROKER_VISIBILITY_TIMEOUT": "5",
         "CELERY_TASK_ALWAYS_EAGER": "false",
