@@ -3,9 +3,9 @@
 from django.conf import settings
 from rest_framework import status, viewsets
 from rest_framework.permissions import AllowAny, IsAuthenticated
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 
 from playground.logcontext import set_session
 from sessions_app import selectors, services
@@ -17,7 +17,6 @@ from sessions_app.serializers import (
     SessionSerializer,
     TerminalSerializer,
 )
-
 
 BROWSER_SESSIONS_KEY = "playground_sessions"
 
