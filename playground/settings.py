@@ -303,6 +303,8 @@ PLAYGROUND_SESSION_RATE = env_str("PLAYGROUND_SESSION_RATE", "10/min")
 PLAYGROUND_MAX_SESSIONS_PER_CLIENT = int(env_float("PLAYGROUND_MAX_SESSIONS_PER_CLIENT", 5))
 # Sessions open at once on the Docker host; beyond it new ones get 503.
 PLAYGROUND_MAX_SESSIONS = int(env_float("PLAYGROUND_MAX_SESSIONS", 100))
+# Instances being provisioned at once, across all workers; more wait their turn.
+PLAYGROUND_MAX_PROVISIONING = int(env_float("PLAYGROUND_MAX_PROVISIONING", 20))
 # Whether creating a session needs a logged-in user or an API token.
 PLAYGROUND_REQUIRE_LOGIN = env_bool("PLAYGROUND_REQUIRE_LOGIN", False)
 # Request bodies are small JSON; anything larger is refused with 413.

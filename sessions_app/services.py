@@ -258,6 +258,16 @@ def instance_replace(*, instance_id: int) -> None:
     instance_provision(instance_id=instance_id)
 
 
+def provisioning_is_full(*, instance_id: int) -> bool:
+    """Whether PLAYGROUND_MAX_PROVISIONING other instances are being provisioned right now.
+
+    The instance itself does not count: a job handed out again after its
+    worker died finds its instance still provisioning.
+    """
+    others = Instance.objects.filter(status=Status.PROVISIONING).exclude(pk=instance_id)
+    return others.count() >= settings.PLAYGROUND_MAX_PROVISIONING
+
+
 def instance_provision(*, instance_id: int) -> None:
     """Start an instance's container and mark it running once its daemon answers.
 

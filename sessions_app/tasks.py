@@ -42,6 +42,9 @@ def _tag(instance_id: int) -> None:
 )
 def provision_instance(self, instance_id: int) -> None:
     _tag(instance_id)
+    if services.provisioning_is_full(instance_id=instance_id):
+        # The host is busy starting others: wait a moment, without spending an attempt.
+        raise self.retry(countdown=0.5, max_retries=None)
     try:
         services.instance_provision(instance_id=instance_id)
     except TransientBackendError as exc:

@@ -58,3 +58,29 @@ def test_it_is_acknowledged_late_and_requeued_when_the_worker_dies():
     assert tasks.provision_instance.acks_late is True
     assert tasks.provision_instance.reject_on_worker_lost is True
     assert tasks.teardown_instance.acks_late is True
+
+
+def test_it_waits_while_the_provisioning_cap_is_reached(instance, fake_engine, settings, monkeypatch):
+    settings.PLAYGROUND_MAX_PROVISIONING = 1
+    other = Instance.objects.create(
+        session=Session.objects.create(playground_id="default", expires_at=timezone.now() + timedelta(hours=1)),
+        image="playground-dind:latest",
+        status="provisioning",
+    )
+    retried = []
+
+    def retry(**kwargs):
+        retried.append(kwargs)
+        raise RuntimeError("retried")
+
+    monkeypatch.setattr(tasks.provision_instance, "retry", retry)
+
+    with pytest.raises(RuntimeError, match="retried"):
+        tasks.provision_instance.run(instance.pk)
+
+    assert retried == [{"countdown": 0.5, "max_retries": None}]
+    assert fake_engine.calls == []
+    assert Instance.objects.get(pk=instance.pk).status == "pending"
+    Instance.objects.filter(pk=other.pk).update(status="running")
+    tasks.provision_instance.run(instance.pk)
+    assert Instance.objects.get(pk=instance.pk).status == "running"
