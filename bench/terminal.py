@@ -1,6 +1,9 @@
 """Throughput and keystroke latency of the browser terminal, over its WebSocket.
 
-Run against a platform that is up (scripts/run):
+Run against a platform that is up, with the per-client limits raised, since
+every session of the benchmark comes from one address:
+
+    PLAYGROUND_MAX_SESSIONS_PER_CLIENT=100 PLAYGROUND_SESSION_RATE=1000/min scripts/run
 
     .venv/bin/python bench/terminal.py --url http://127.0.0.1:8000 --many 20
 
