@@ -81,6 +81,29 @@ def responses_have_every_field(result, generator, request, public):
     return result
 
 
+# Request bodies, by component: their serializers refuse unknown fields
+# (StrictSerializer) and blank strings, which drf-spectacular does not say.
+_REQUEST_COMPONENTS = {
+    "SessionCreate": SessionCreateSerializer,
+    "SessionExtend": SessionExtendSerializer,
+    "InstanceCreate": InstanceCreateSerializer,
+}
+
+
+def requests_refuse_what_the_api_refuses(result, generator, request, public):
+    """Postprocessing hook: no unknown fields and no blank strings in request bodies."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, serializer_class in _REQUEST_COMPONENTS.items():
+        if name not in schemas:
+            continue
+        schemas[name]["additionalProperties"] = False
+        for field_name, field in serializer_class().fields.items():
+            prop = schemas[name]["properties"].get(field_name)
+            if isinstance(field, serializers.CharField) and not field.allow_blank and prop is not None:
+                prop.setdefault("minLength", 1)
+    return result
+
+
 SESSION_ID = OpenApiParameter(
     "id", str, OpenApiParameter.PATH, description="The session's id, as answered by `POST /sessions`."
 )

@@ -217,7 +217,10 @@ def instance_remove(*, session_id: str, name: str) -> Instance:
     with transaction.atomic():
         instance = instance_get(session_id=session_id, name=name)
         _terminate_instance_of(instance.session)
-    instance.refresh_from_db()
+        if instance.status != Status.TERMINATED:
+            instance.status = Status.TERMINATING
+    # Not re-read from the database: the teardown, queued at commit, may
+    # already have deleted the row.
     return instance
 
 

@@ -114,3 +114,15 @@ def test_it_refuses_wrong_methods(api, session_id):
     response = api.post(f"/sessions/{session_id}/instances/node1", {}, format="json")
     assert response.status_code == 405
     assert response.json()["error"] == "method_not_allowed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_answers_the_delete_even_when_the_teardown_finishes_first(api):
+    # With real commits, the (eager) teardown deletes the row before the view answers.
+    session_id = api.post("/sessions", {"playground_id": "default"}, format="json").json()["session_id"]
+
+    deleted = api.delete(f"/sessions/{session_id}/instances/node1")
+
+    assert deleted.status_code == 202
+    assert deleted.json()["status"] == "terminating"
+    assert Instance.objects.filter(session_id=session_id).count() == 0

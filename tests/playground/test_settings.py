@@ -1,0 +1,122 @@
+"""Production settings: DEBUG off refuses the development key and turns on the browser protections.
+
+Settings are read once, at import, so each case imports them in a fresh
+Python process with its own environment.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Runs in the child: set Django up, then report a few settings and the headers
+# of a real response (/healthz touches no database).
+PROBE = """
+import json, django
+django.setup()
+from django.conf import settings
+from django.test import Client
+plain = Client().get("/healthz")
+secure = Client().get("/healthz", headers={"X-Forwarded-Proto": "https"})
+print(json.dumps({
+    "session_cookie_secure": settings.SESSION_COOKIE_SECURE,
+    "csrf_cookie_secure": settings.CSRF_COOKIE_SECURE,
+    "csrf_trusted_origins": settings.CSRF_TRUSTED_ORIGINS,
+    "status": plain.status_code,
+    "headers": dict(plain.headers),
+    "secure_headers": dict(secure.headers),
+}))
+"""
+
+
+def run_settings(tmp_path, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    environment.update(
+        DJANGO_SETTINGS_MODULE="playground.settings",
+        PLAYGROUND_VAR_DIR=str(tmp_path),
+        ALLOWED_HOSTS="testserver",
+        **env,
+    )
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
+
+
+def probe(tmp_path, **env: str) -> dict:
+    result = run_settings(tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_it_refuses_to_start_without_debug_on_the_development_key(tmp_path):
+    result = run_settings(tmp_path, DEBUG="false")
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SECRET_KEY must be set to a secret value when DEBUG is off" in result.stderr
+
+
+@pytest.mark.parametrize("key", ["", "insecure-development-key-change-me"])
+def test_it_refuses_an_empty_or_development_key_set_explicitly(tmp_path, key):
+    result = run_settings(tmp_path, DEBUG="false", SECRET_KEY=key)
+
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_it_still_starts_in_debug_on_the_development_key(tmp_path):
+    settings = probe(tmp_path, DEBUG="true")
+
+    assert settings["status"] == 200
+    # Local development runs over plain HTTP: secure-only cookies would break the admin.
+    assert settings["session_cookie_secure"] is False
+
+
+def test_it_starts_without_debug_on_a_real_key_with_secure_cookies_and_headers(tmp_path):
+    settings = probe(tmp_path, DEBUG="false", SECRET_KEY="a-real-secret-" + "x" * 40)
+
+    assert settings["status"] == 200
+    assert settings["session_cookie_secure"] is True
+    assert settings["csrf_cookie_secure"] is True
+    assert settings["headers"]["X-Content-Type-Options"] == "nosniff"
+    assert settings["headers"]["X-Frame-Options"] == "DENY"
+    assert settings["headers"]["Referrer-Policy"] == "same-origin"
+    # HSTS is opt-in, and X-Forwarded-Proto is not trusted unless told to.
+    assert "Strict-Transport-Security" not in settings["secure_headers"]
+
+
+def test_it_lets_cookies_be_sent_over_plain_http_when_told(tmp_path):
+    settings = probe(
+        tmp_path, DEBUG="false", SECRET_KEY="k" * 50, SESSION_COOKIE_SECURE="false", CSRF_COOKIE_SECURE="false"
+    )
+
+    assert settings["session_cookie_secure"] is False
+    assert settings["csrf_cookie_secure"] is False
+
+
+def test_it_trusts_the_proxys_https_and_sends_hsts_behind_a_proxy(tmp_path):
+    settings = probe(
+        tmp_path,
+        DEBUG="false",
+        SECRET_KEY="k" * 50,
+        PLAYGROUND_BEHIND_PROXY="true",
+        SECURE_HSTS_SECONDS="3600",
+        CSRF_TRUSTED_ORIGINS="https://play.example.com, https://other.example.com",
+    )
+
+    assert settings["secure_headers"]["Strict-Transport-Security"] == "max-age=3600"
+    # Only a request the proxy marked as HTTPS gets it.
+    assert "Strict-Transport-Security" not in settings["headers"]
+    assert settings["csrf_trusted_origins"] == ["https://play.example.com", "https://other.example.com"]
+
+
+def test_it_refuses_a_malformed_proxy_flag(tmp_path):
+    result = run_settings(tmp_path, DEBUG="false", SECRET_KEY="k" * 50, PLAYGROUND_BEHIND_PROXY="maybe")
+
+    assert result.returncode != 0
+    assert "PLAYGROUND_BEHIND_PROXY must be a boolean" in result.stderr
