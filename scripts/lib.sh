@@ -76,6 +76,15 @@ ensure_docker() {
     fi
 }
 
+harden_host() {
+    # Firewall the host off from the instances (scripts/harden-host says how).
+    if [ "$(id -u)" != 0 ]; then
+        say "Not root: the host firewall for instances is not set (run scripts/harden-host as root)"
+        return 0
+    fi
+    "$ROOT/scripts/harden-host"
+}
+
 ensure_dind_image() {
     # debootstrap makes the offline base where no registry can be reached.
     command -v debootstrap >/dev/null || { can_apt && apt_install debootstrap; } || true
