@@ -216,7 +216,9 @@ class DockerBackend(Backend):
             # The container's own TTY is the learner's shell.
             "tty": True,
             "stdin_open": True,
-            "network": network.name,
+            # By id: while two racing attempts briefly hold two networks of
+            # this name, a name would be "ambiguous" to the engine.
+            "network": network.id,
             "labels": self.labels(instance),
             "environment": {
                 "SESSION_ID": instance.session_id,

@@ -21,7 +21,7 @@ def instance():
 
 def options(instance, **kwargs):
     backend = DockerBackend()
-    network = SimpleNamespace(name=resource_names(instance.session_id)["network"])
+    network = SimpleNamespace(name=resource_names(instance.session_id)["network"], id="f00dfeed")
     return backend.container_options(instance, resource_names(instance.session_id), network)
 
 
@@ -33,7 +33,7 @@ def test_it_applies_the_playgrounds_limits(instance):
     assert made["mem_limit"] == made["memswap_limit"] == "512m"
     assert made["pids_limit"] == 300
     assert made["nano_cpus"] == 500_000_000
-    assert made["network"] == f"playground-{instance.session_id}"
+    assert made["network"] == "f00dfeed"  # by id, never ambiguous
     assert made["volumes"] == {f"playground-{instance.session_id}-docker": {"bind": "/var/lib/docker", "mode": "rw"}}
     assert made["labels"]["org.playground.session"] == instance.session_id
     assert made["environment"]["SESSION_ID"] == instance.session_id
