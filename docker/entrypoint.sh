@@ -181,10 +181,20 @@ run_shells() {
 wait_for_terminal_size() {
 	sized=
 	trap 'sized=1' WINCH
-	while [ -z "$sized" ] && [ "$(stty size 2>/dev/null)" = "0 0" ]; do
-		sleep 1 &
-		wait $!
+	# (The trap is set first, so that a resize right now is not missed.)
+	if [ "$(stty size 2>/dev/null)" != "0 0" ]; then
+		trap - WINCH
+		return 0
+	fi
+	# One long sleep to wait on, not one per second: this PID 1 must not
+	# need to fork while it waits, or a fork bomb run in the instance (a
+	# pids limit reached) would make it fail and take the container down.
+	sleep 2147483647 &
+	sleeper=$!
+	while [ -z "$sized" ]; do
+		wait "$sleeper"
 	done
+	kill "$sleeper" 2>/dev/null
 	trap - WINCH
 }
 

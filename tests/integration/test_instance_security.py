@@ -308,7 +308,7 @@ def test_it_keeps_the_host_out_of_an_instances_reach(sessions, docker_client):
     assert not host_config.get("Mounts")
     assert not host_config.get("VolumesFrom")
     assert not host_config.get("Devices")
-    assert host_config["NetworkMode"] == names["network"]
+    assert host_config["NetworkMode"] == docker_client.networks.get(names["network"]).id
     assert list(container.attrs["NetworkSettings"]["Networks"]) == [names["network"]]
     assert host_config["PidMode"] == "" and host_config["IpcMode"] in {"private", "shareable"}
 
