@@ -5,6 +5,7 @@ from django.utils.html import format_html
 from sessions_app import services
 from sessions_app.errors import PlaygroundError
 from sessions_app.models import Instance, Playground, Session
+from sessions_app.selectors import session_instance
 
 
 @admin.register(Playground)
@@ -103,10 +104,7 @@ class SessionAdmin(admin.ModelAdmin):
         return False  # sessions are opened through the API, which also starts their instance
 
     def _instance(self, session: Session) -> Instance | None:
-        try:
-            return session.instance
-        except Instance.DoesNotExist:
-            return None
+        return session_instance(session=session)
 
     @admin.display(description="owner or client")
     def who(self, session: Session) -> str:

@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from sessions_app.models import Instance, Session
+from sessions_app.selectors import session_instance
 
 MAX_DURATION_SECONDS = 7 * 24 * 3600  # far above any playground's maximum
 
@@ -104,11 +105,8 @@ class SessionSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(InstanceSerializer(allow_null=True))
     def get_instance(self, session: Session) -> dict | None:
-        try:
-            instance = session.instance
-        except Instance.DoesNotExist:
-            return None
-        return InstanceSerializer(instance).data
+        instance = session_instance(session=session)
+        return InstanceSerializer(instance).data if instance else None
 
     def get_terminal_url(self, session: Session) -> str:
         return terminal_page_url(self.context["request"], session.id)

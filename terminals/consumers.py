@@ -25,7 +25,7 @@ from playground.logcontext import set_session
 from sessions_app import services
 from sessions_app.events import session_group
 from sessions_app.models import Instance, Session
-from sessions_app.selectors import is_plain_name
+from sessions_app.selectors import is_plain_name, session_instance
 from terminals import metrics
 from terminals.hub import Viewer, registry
 
@@ -73,10 +73,7 @@ def load_state(session_id: str) -> SessionState | None:
     status = session.status
     if status == Session.Status.OPEN and session.expires_at <= timezone.now():
         status = "expired"
-    try:
-        instance = session.instance
-    except Instance.DoesNotExist:
-        instance = None
+    instance = session_instance(session=session)
     details = None
     if instance is not None:
         details = {

@@ -7,7 +7,7 @@ import re
 import pytest
 import requests
 
-from tests.support.stack import wait_for
+from tests.integration.test_sessions_on_docker import wait_until_running
 from tests.support.terminal_client import Terminal
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -166,13 +166,5 @@ async def test_it_refuses_a_foreign_origin_on_the_real_server(web, session_id):
 
 async def test_it_serves_the_api_from_the_same_server(web, session_id):
     # A plain check that the HTTP API is served by the same Daphne.
-    body = wait_for(
-        lambda: (
-            (r := requests.get(f"{web.url}/sessions/{session_id}", timeout=10).json())["instance"]["status"]
-            == "running"
-            and r
-        ),
-        timeout=60,
-        what="running",
-    )
+    body = wait_until_running(web, session_id)
     assert body["ws_url"] == f"ws://127.0.0.1:{web.port}/sessions/{session_id}/ws"
