@@ -38,3 +38,14 @@ def _generous_limits(settings):
     """Tests open many sessions from one address; the tests of the limits set their own."""
     settings.PLAYGROUND_SESSION_RATE = "100000/min"
     settings.PLAYGROUND_MAX_SESSIONS_PER_CLIENT = 1000
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_connections_of_sync_threads(django_db_setup):
+    """Close the database connection that async tests opened in asgiref's
+    worker thread, so the test database can be dropped at the end."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)

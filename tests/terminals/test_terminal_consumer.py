@@ -1,6 +1,7 @@
 """The terminal WebSocket on the real routing, without Docker: status events,
 close codes, origin rules and control-message validation."""
 
+import contextlib
 import json
 from datetime import timedelta
 
@@ -35,8 +36,26 @@ def make_session(*, status="open", instance_status="provisioning", expires_in=ti
     return session.pk
 
 
+OPENED: list[WebsocketCommunicator] = []
+
+
+@pytest.fixture(autouse=True)
+async def _disconnect_every_socket():
+    """End every consumer inside its test's event loop.
+
+    A consumer left running (one that closed its socket still waits for the
+    disconnect) would be cancelled only as the loop closes, in the middle of
+    its database or channel-layer calls.
+    """
+    yield
+    while OPENED:
+        with contextlib.suppress(Exception):
+            await OPENED.pop().disconnect(timeout=2)
+
+
 def communicator(session_id: str, headers=SAME_ORIGIN, path: str | None = None) -> WebsocketCommunicator:
-    return WebsocketCommunicator(application, path or f"/sessions/{session_id}/ws", headers=headers)
+    OPENED.append(WebsocketCommunicator(application, path or f"/sessions/{session_id}/ws", headers=headers))
+    return OPENED[-1]
 
 
 async def receive_json(ws: WebsocketCommunicator) -> dict:
