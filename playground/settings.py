@@ -334,6 +334,15 @@ if PLAYGROUND_SECURITY_PROFILE == "runtime" and not PLAYGROUND_DOCKER_RUNTIME:
 # What the engine keeps of an instance's output (its terminal): "none", or a
 # logging driver ("json-file", "local") with rotation at 1 MB, two files.
 PLAYGROUND_INSTANCE_LOG_DRIVER = env_choice("PLAYGROUND_INSTANCE_LOG_DRIVER", "none", {"none", "json-file", "local"})
+# Where a playground sets a storage_size, each instance's inner
+# /var/lib/docker is a loop-mounted ext4 file of that size (see
+# sessions_app/backends/disks.py): "auto" bounds it where the platform runs as
+# root beside the engine and warns elsewhere, "on" refuses to start
+# instances it cannot bound, "off" never bounds.
+PLAYGROUND_BOUND_DISKS = env_choice("PLAYGROUND_BOUND_DISKS", "auto", {"auto", "on", "off"})
+PLAYGROUND_DISK_DIR = Path(env_str("PLAYGROUND_DISK_DIR", str(VAR_DIR / "disks")))
+# Must be on a tmpfs, so that no link outlives a reboot of the host.
+PLAYGROUND_DISK_LINK_DIR = Path(env_str("PLAYGROUND_DISK_LINK_DIR", "/run/playground/disks"))
 # Labels what this platform makes in Docker, so that its reconciler never
 # touches what another platform sharing the engine made.
 PLAYGROUND_PLATFORM_ID = env_str("PLAYGROUND_PLATFORM_ID", "playground")

@@ -46,8 +46,12 @@ class Playground(models.Model):
     storage_size = models.CharField(
         max_length=20,
         blank=True,
+        default="10G",
         validators=[RegexValidator(r"^\d+[kKmMgGtT]?$", "A size such as 10G.")],
-        help_text="Size of the inner /var/lib/docker where the engine supports it (e.g. 10G); empty: unbounded.",
+        help_text=(
+            "Size of each instance's inner /var/lib/docker (e.g. 10G; at least 64M), where the platform can "
+            "bound it (see SECURITY.md); empty: unbounded."
+        ),
     )
 
     def __str__(self) -> str:

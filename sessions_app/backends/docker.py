@@ -229,6 +229,11 @@ class DockerBackend(Backend):
             # Without a volume the inner daemon falls back to the slow vfs
             # driver, because overlay on overlay fails.
             "volumes": {names["volume"]: {"bind": INNER_DOCKER_DIR, "mode": "rw"}},
+            # As on any Linux host, /run starts empty at every boot: when the
+            # instance restarts (engine restart, revival) no pid file or
+            # socket of the previous inner dockerd misleads the new one or
+            # wait-for-docker.
+            "tmpfs": {"/run": "rw,nosuid,nodev,exec,size=64m"},
             "mem_limit": f"{playground.memory_limit_mb}m",
             "memswap_limit": f"{playground.memory_limit_mb}m",
             "pids_limit": playground.pids_limit,

@@ -9,6 +9,7 @@ is set by scripts/harden-host (scripts/test runs it).
 
 import contextlib
 import http.server
+import os
 import re
 import subprocess
 import threading
@@ -19,8 +20,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from sessions_app import tasks
+from sessions_app.backends.disks import LoopDisks
 from sessions_app.backends.docker import INNER_DOCKER_DIR, resource_names
-from sessions_app.models import Playground
+from sessions_app.models import Instance, Playground
 from tests.integration.test_sessions_on_docker import containers_of, create_session, wait_until_running
 from tests.support.stack import wait_for
 from tests.support.tiny_image import INDEX_HTML, load_tiny_image
@@ -224,6 +227,67 @@ def test_it_oom_kills_a_memory_hog_inside_the_instance_and_keeps_it_running(sess
     session_id = container.labels["org.playground.session"]
     body = requests.get(f"{live_server.url}/sessions/{session_id}", timeout=10).json()
     assert body["instance"]["status"] == "running"
+
+
+# --- Disk ------------------------------------------------------------------------------
+
+DISK_SIZE = 256 << 20
+
+
+def disk_bytes(container, path: str) -> tuple[int, int]:
+    """(size, available) of the filesystem at path inside the instance."""
+    exit_code, output = run(container, f"df -B1 --output=size,avail {path} | tail -1")
+    assert exit_code == 0, output
+    size, available = output.split()
+    return int(size), int(available)
+
+
+def test_it_bounds_the_inner_docker_directory_to_the_playgrounds_size(sessions, docker_client):
+    Playground.objects.filter(pk="default").update(storage_size="256M")
+    [container] = sessions(1)
+    session_id = container.labels["org.playground.session"]
+    disks = LoopDisks()
+    volume = docker_client.volumes.get(resource_names(session_id)["volume"])
+    assert volume.attrs["Options"] == {"type": "ext4", "device": str(disks.device_path(session_id))}
+
+    size, _ = disk_bytes(container, INNER_DOCKER_DIR)
+    assert DISK_SIZE * 0.85 <= size <= DISK_SIZE
+
+    # A learner who fills it gets "no space left" inside; the host's file
+    # stops at the size.
+    exit_code, output = run(container, f"dd if=/dev/zero of={INNER_DOCKER_DIR}/fill bs=1M count=400 2>&1")
+    assert exit_code != 0 and "No space left on device" in output, output
+    assert disks.image_path(session_id).stat().st_blocks * 512 <= DISK_SIZE
+    # Freed again, the inner Docker goes on working.
+    assert run(container, f"rm {INNER_DOCKER_DIR}/fill && docker info --format '{{{{.Driver}}}}'") == (0, "overlay2\n")
+
+
+def test_it_gives_an_instance_its_disk_back_after_the_host_lost_its_loop_devices(sessions, live_server, docker_client):
+    Playground.objects.filter(pk="default").update(storage_size="256M")
+    [container] = sessions(1)
+    session_id = container.labels["org.playground.session"]
+    assert run(container, f"echo kept >{INNER_DOCKER_DIR}/marker")[0] == 0
+    disks = LoopDisks()
+    image, link = disks.image_path(session_id), disks.device_path(session_id)
+
+    # What a reboot of the host does: the container stops, loop devices and
+    # the links on /run are gone.
+    container.stop(timeout=5)
+    subprocess.run(["losetup", "--detach", os.readlink(link)], check=True)
+    link.unlink()
+    container.reload()
+    assert container.status == "exited"
+    tasks.reconcile.delay()
+
+    def revived():
+        container.reload()
+        return container.status == "running" and Instance.objects.get(session_id=session_id).status == "running"
+
+    wait_for(revived, timeout=60, interval=0.2, what="the instance to run again")
+    assert run(container, f"cat {INNER_DOCKER_DIR}/marker") == (0, "kept\n")
+    assert DISK_SIZE * 0.85 <= disk_bytes(container, INNER_DOCKER_DIR)[0] <= DISK_SIZE
+    attached = subprocess.run(["losetup", "--associated", str(image)], capture_output=True, text=True, check=True)
+    assert os.readlink(link) in attached.stdout
 
 
 # --- Networks ------------------------------------------------------------------------

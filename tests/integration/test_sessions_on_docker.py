@@ -1,6 +1,7 @@
 """Sessions on the real stack: the API in a live server, a Celery worker on
 Redis, PostgreSQL, and DIND instances on the Docker engine."""
 
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import docker
@@ -8,6 +9,7 @@ import pytest
 import requests
 
 from sessions_app import tasks
+from sessions_app.backends.disks import LoopDisks
 from sessions_app.backends.docker import LABEL_SESSION, resource_names
 from sessions_app.models import Instance
 from tests.support.stack import wait_for
@@ -52,12 +54,25 @@ def containers_of(docker_client, session_id: str) -> list:
     return found
 
 
+def disk_leftovers(session_id: str) -> list[str]:
+    """The session's bounded disk: its file, its device link and the loop devices holding it."""
+    disks = LoopDisks()
+    image, link = disks.image_path(session_id), disks.device_path(session_id)
+    found = [str(path) for path in (image, link) if path.exists() or path.is_symlink()]
+    attached = subprocess.run(
+        ["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"], capture_output=True, text=True
+    )
+    found += [line for line in attached.stdout.splitlines() if str(image) in line]
+    return found
+
+
 def docker_leftovers(docker_client, session_id: str) -> dict:
     names = resource_names(session_id)
     return {
         "containers": containers_of(docker_client, session_id),
         "volumes": [v for v in docker_client.volumes.list() if v.name == names["volume"]],
         "networks": [n for n in docker_client.networks.list(names=[names["network"]]) if n.name == names["network"]],
+        "disks": disk_leftovers(session_id),
     }
 
 
