@@ -27,6 +27,11 @@ ENV PYTHONUNBUFFERED=1 \
     PLAYGROUND_VAR_DIR=/var/lib/playground
 WORKDIR /app
 
+# losetup and mkfs.ext4 make the bounded disks of instances (worker only).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends e2fsprogs mount \
+    && rm -rf /var/lib/apt/lists/*
+
 # The runtime dependencies: requirements.txt without the test and lint tools.
 COPY requirements.txt ./
 RUN grep -Ev '^(pytest[a-z-]*|playwright|ruff)([=<>~ \[]|$)' requirements.txt >/tmp/requirements.txt \

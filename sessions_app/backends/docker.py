@@ -26,6 +26,7 @@ from sessions_app.backends.base import (
     StartResult,
     TransientBackendError,
 )
+from sessions_app.backends.disks import DiskError, LoopDisks
 from sessions_app.models import Instance
 
 logger = logging.getLogger(__name__)
@@ -70,11 +71,13 @@ class DockerBackend(Backend):
     # Where "auto" found that the engine refuses --privileged; remembered for
     # the life of the process so only the first instance pays the probe.
     _privileged_refused = False
+    _disks_warned = False
     _lock = threading.Lock()
 
     def __init__(self) -> None:
         self.client = docker.from_env(timeout=30)
         self.docker_host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        self.disks = LoopDisks()
 
     # --- Interface ------------------------------------------------------------
 
@@ -87,7 +90,7 @@ class DockerBackend(Backend):
             container = self.ensure_running(instance, container, names, network)
             self.wait_until_ready(instance, container)
             ip_address = self.read_address(container, network)
-        except (DockerException, requests.exceptions.RequestException) as exc:
+        except (DockerException, requests.exceptions.RequestException, DiskError) as exc:
             raise self._translate(exc, "start", instance) from exc
         return StartResult(
             container_id=container.id,
@@ -133,7 +136,8 @@ class DockerBackend(Backend):
             self._remove_container(names["container"])
             self._remove_volume(names["volume"])
             self._remove_network(names["network"])
-        except (DockerException, requests.exceptions.RequestException) as exc:
+            self.disks.release(session_id)
+        except (DockerException, requests.exceptions.RequestException, DiskError) as exc:
             raise self._translate(exc, "remove", session_id) from exc
 
     def sessions_present(self) -> set[str]:
@@ -149,7 +153,7 @@ class DockerBackend(Backend):
             ]
         except (DockerException, requests.exceptions.RequestException) as exc:
             raise self._translate(exc, "list", "-") from exc
-        return {labels[LABEL_SESSION] for labels in found if labels.get(LABEL_SESSION)}
+        return {labels[LABEL_SESSION] for labels in found if labels.get(LABEL_SESSION)} | self.disks.sessions_present()
 
     # --- Steps of start() -------------------------------------------------------
 
@@ -186,8 +190,32 @@ class DockerBackend(Backend):
         return sorted(found, key=lambda network: (network.attrs.get("Created", ""), network.id))
 
     def ensure_volume(self, instance: Instance, name: str) -> None:
+        """The volume of the inner /var/lib/docker, of the playground's size where it can be bounded."""
+        options = {}
+        size = instance.session.playground.storage_size
+        if size and self.can_bound_disks():
+            device = self.disks.ensure(instance.session_id, size)
+            options = {"driver": "local", "driver_opts": {"type": "ext4", "device": str(device)}}
         # Creating a volume that exists returns the existing one.
-        self.client.volumes.create(name=name, labels=self.labels(instance))
+        self.client.volumes.create(name=name, labels=self.labels(instance), **options)
+
+    def can_bound_disks(self) -> bool:
+        mode = settings.PLAYGROUND_BOUND_DISKS
+        if mode == "off":
+            return False
+        reason = self.disks.unavailable_reason(self.docker_host)
+        if reason is None:
+            return True
+        if mode == "on":
+            raise BackendError(
+                "The platform cannot bound this instance's disk.",
+                log_message=f"PLAYGROUND_BOUND_DISKS=on but {reason}",
+            )
+        with self._lock:
+            if not DockerBackend._disks_warned:
+                logger.warning("Instances' inner /var/lib/docker is not size-bounded: %s.", reason)
+            DockerBackend._disks_warned = True
+        return False
 
     def ensure_container(self, instance: Instance, names: dict[str, str], network: Network) -> Container:
         try:
@@ -349,6 +377,8 @@ class DockerBackend(Backend):
             return exc
         session_id = session if isinstance(session, str) else session.session_id
         log_message = f"docker {action} for session {session_id} failed: {exc}"
+        if isinstance(exc, DiskError):
+            return BackendError("The instance's disk could not be prepared.", log_message=log_message)
         if _is_transient(exc):
             return TransientBackendError(log_message=log_message)
         return BackendError(log_message=log_message)

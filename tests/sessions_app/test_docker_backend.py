@@ -1,11 +1,14 @@
 """What the Docker backend asks the engine for, without an engine."""
 
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
 
+from sessions_app.backends.base import BackendError
+from sessions_app.backends.disks import DiskError, LoopDisks, parse_size
 from sessions_app.backends.docker import DockerBackend, resource_names
 from sessions_app.models import Instance, Playground, Session
 
@@ -84,3 +87,108 @@ def test_it_runs_instances_under_another_runtime_when_configured(instance, setti
 
     assert made["runtime"] == "sysbox-runc"
     assert "privileged" not in made and "cap_add" not in made
+
+
+# --- The inner /var/lib/docker's disk ---------------------------------------------
+
+
+class RecordingVolumes:
+    def __init__(self) -> None:
+        self.created: list[dict] = []
+
+    def create(self, **kwargs) -> None:
+        self.created.append(kwargs)
+
+
+class FakeDisks:
+    def __init__(self, unavailable: str | None) -> None:
+        self.unavailable = unavailable
+        self.ensured: list[tuple[str, str]] = []
+
+    def unavailable_reason(self, docker_host: str) -> str | None:
+        return self.unavailable
+
+    def ensure(self, session_id: str, size: str) -> Path:
+        self.ensured.append((session_id, size))
+        return Path("/run/playground/disks") / session_id
+
+
+def make_volume(instance, *, unavailable: str | None = None) -> tuple[list[dict], FakeDisks]:
+    backend = DockerBackend()
+    backend.client = SimpleNamespace(volumes=RecordingVolumes())
+    backend.disks = FakeDisks(unavailable)
+    backend.ensure_volume(instance, "the-volume")
+    return backend.client.volumes.created, backend.disks
+
+
+def test_it_mounts_a_disk_of_the_playgrounds_size_as_the_inner_docker_volume(instance):
+    Playground.objects.filter(pk="default").update(storage_size="5G")
+    instance.refresh_from_db()
+
+    created, disks = make_volume(instance)
+
+    assert disks.ensured == [(instance.session_id, "5G")]
+    [volume] = created
+    assert volume["name"] == "the-volume"
+    assert volume["driver"] == "local"
+    assert volume["driver_opts"] == {"type": "ext4", "device": f"/run/playground/disks/{instance.session_id}"}
+
+
+def test_it_falls_back_to_an_unbounded_volume_and_says_why(instance, caplog, monkeypatch):
+    monkeypatch.setattr(DockerBackend, "_disks_warned", False)
+
+    created, disks = make_volume(instance, unavailable="the platform does not run as root")
+
+    assert disks.ensured == []
+    assert "driver_opts" not in created[0]
+    assert "not size-bounded: the platform does not run as root" in caplog.text
+
+
+def test_it_refuses_to_start_an_instance_it_cannot_bound_when_told_to(instance, settings):
+    settings.PLAYGROUND_BOUND_DISKS = "on"
+
+    with pytest.raises(BackendError) as refused:
+        make_volume(instance, unavailable="the Docker engine is remote (tcp://10.0.0.5:2376)")
+
+    assert "remote" in refused.value.log_message
+
+
+@pytest.mark.parametrize("setting, size", [("off", "10G"), ("auto", "")])
+def test_it_leaves_the_volume_unbounded_when_asked(instance, settings, setting, size):
+    settings.PLAYGROUND_BOUND_DISKS = setting
+    Playground.objects.filter(pk="default").update(storage_size=size)
+    instance.refresh_from_db()
+
+    created, disks = make_volume(instance)
+
+    assert disks.ensured == []
+    assert "driver_opts" not in created[0]
+
+
+def test_disk_sizes_are_read_in_binary_units():
+    assert parse_size("10G") == 10 << 30
+    assert parse_size("512m") == 512 << 20
+    assert parse_size("4096") == 4096
+    with pytest.raises(ValueError):
+        parse_size("10 GB")
+
+
+def test_disks_refuse_a_path_for_anything_but_a_session_id(tmp_path):
+    disks = LoopDisks(tmp_path / "disks", tmp_path / "links")
+
+    assert disks.image_path("ab12") == tmp_path / "disks" / "ab12.img"
+    for bad in ("../etc/passwd", "a/b", "", "x" * 65):
+        with pytest.raises(DiskError):
+            disks.device_path(bad)
+
+
+def test_disks_present_are_the_session_files_only(tmp_path):
+    disks = LoopDisks(tmp_path, tmp_path / "links")
+    for name in ("ab12.img", "cd34.img", ".ef56.img.0a1b", "notes.txt", "bad name.img"):
+        (tmp_path / name).touch()
+
+    assert disks.sessions_present() == {"ab12", "cd34"}
+
+
+def test_disks_need_a_local_engine():
+    assert "remote" in LoopDisks().unavailable_reason("tcp://10.0.0.5:2376")
