@@ -5,9 +5,13 @@ run: ensure_network, ensure_volume, ensure_container, ensure_running,
 wait_until_ready, read_address.
 """
 
+import contextlib
+import fcntl
 import logging
 import os
 import threading
+import time
+from collections.abc import Iterator
 
 import docker
 import requests
@@ -84,12 +88,16 @@ class DockerBackend(Backend):
     def start(self, instance: Instance) -> StartResult:
         names = resource_names(instance.session_id)
         try:
-            network = self.ensure_network(instance, names["network"])
-            self.ensure_volume(instance, names["volume"])
-            container = self.ensure_container(instance, names, network)
-            container = self.ensure_running(instance, container, names, network)
-            self.wait_until_ready(instance, container)
-            ip_address = self.read_address(container, network)
+            # Two deliveries of one job take turns on this host: the second
+            # finds what the first made. (Across hosts, the steps themselves
+            # tolerate a racing attempt.)
+            with self._session_lock(instance.session_id):
+                network = self.ensure_network(instance, names["network"])
+                self.ensure_volume(instance, names["volume"])
+                container = self.ensure_container(instance, names, network)
+                container = self.ensure_running(instance, container, names, network)
+                self.wait_until_ready(instance, container)
+                ip_address = self.read_address(container, network)
         except (DockerException, requests.exceptions.RequestException, DiskError) as exc:
             raise self._translate(exc, "start", instance) from exc
         return StartResult(
@@ -137,6 +145,7 @@ class DockerBackend(Backend):
             self._remove_volume(names["volume"])
             self._remove_network(names["network"])
             self.disks.release(session_id)
+            (settings.VAR_DIR / "locks" / names["container"]).unlink(missing_ok=True)
         except (DockerException, requests.exceptions.RequestException, DiskError) as exc:
             raise self._translate(exc, "remove", session_id) from exc
 
@@ -173,9 +182,24 @@ class DockerBackend(Backend):
         if existing:
             return existing[0]
         self.client.networks.create(name, driver="bridge", labels=self.labels(instance), check_duplicate=True)
-        # The engine's duplicate check is best effort: two attempts racing
-        # here can both create a network of this name. Every attempt keeps the
-        # oldest and removes the rest, so all of them settle on the same one.
+        return self._settle_network(name)
+
+    @contextlib.contextmanager
+    def _session_lock(self, session_id: str) -> Iterator[None]:
+        directory = settings.VAR_DIR / "locks"
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(directory / resource_names(session_id)["container"], "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+            yield
+
+    def _settle_network(self, name: str) -> Network:
+        """The oldest network of this name, once the others are removed.
+
+        The engine's duplicate check is best effort: two attempts racing in
+        ensure_network can both create a network of this name. Every attempt
+        keeps the oldest and removes the rest, so all of them settle on the
+        same one.
+        """
         survivor, *duplicates = self._networks_named(name)
         for duplicate in duplicates:
             try:
@@ -184,9 +208,29 @@ class DockerBackend(Backend):
                 pass
         return survivor
 
+    def _start(self, container: Container, network_name: str) -> None:
+        # The engine looks the network up by name when it starts the
+        # container: while a racing attempt's duplicate still exists, the
+        # name is "ambiguous". Removing the duplicates settles it.
+        for attempt in range(20):
+            try:
+                container.start()
+                return
+            except APIError as exc:
+                if "ambiguous" not in str(exc.explanation or exc) or attempt == 19:
+                    raise
+            self._settle_network(network_name)
+            time.sleep(0.05)
+
     def _networks_named(self, name: str) -> list[Network]:
         """Networks of exactly this name (the engine's filter matches substrings), oldest first."""
-        found = [network for network in self.client.networks.list(names=[name]) if network.name == name]
+        # The low-level list: the high-level one inspects each network, which
+        # fails if a racing attempt removed it in between.
+        found = [
+            self.client.networks.prepare_model(attrs)
+            for attrs in self.client.api.networks(names=[name])
+            if attrs.get("Name") == name
+        ]
         return sorted(found, key=lambda network: (network.attrs.get("Created", ""), network.id))
 
     def ensure_volume(self, instance: Instance, name: str) -> None:
@@ -314,7 +358,7 @@ class DockerBackend(Backend):
         if container.status == "running":
             return container
         try:
-            container.start()
+            self._start(container, names["network"])
             return container
         except APIError as exc:
             if not (
@@ -329,7 +373,7 @@ class DockerBackend(Backend):
             DockerBackend._privileged_refused = True
         container.remove(force=True)
         replacement = self.client.containers.create(**self.container_options(instance, names, network))
-        replacement.start()
+        self._start(replacement, names["network"])
         return replacement
 
     def wait_until_ready(self, instance: Instance, container: Container) -> None:
