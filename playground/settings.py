@@ -279,6 +279,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Docker and the database are compared this often (and at worker start).
     "reconcile": {"task": "sessions_app.tasks.reconcile", "schedule": 60.0, "options": {"expires": 60}},
+    # The pool of prepared sessions is refilled this soon after a burst.
+    "prepare-sessions": {"task": "sessions_app.tasks.prepare_sessions", "schedule": 5.0, "options": {"expires": 5}},
 }
 
 # --- Channels ---------------------------------------------------------------
@@ -306,6 +308,10 @@ PLAYGROUND_MAX_SESSIONS_PER_CLIENT = int(env_float("PLAYGROUND_MAX_SESSIONS_PER_
 PLAYGROUND_MAX_SESSIONS = int(env_float("PLAYGROUND_MAX_SESSIONS", 100))
 # Instances being provisioned at once, across all workers; more wait their turn.
 PLAYGROUND_MAX_PROVISIONING = int(env_float("PLAYGROUND_MAX_PROVISIONING", 20))
+# Sessions whose network is made ahead of time (PreparedSession): that many
+# sessions opened at once do not wait for the engine to make their networks
+# one by one. Each is an idle bridge network on the Docker host.
+PLAYGROUND_PREPARED_SESSIONS = int(env_float("PLAYGROUND_PREPARED_SESSIONS", 20))
 # Whether creating a session needs a logged-in user or an API token.
 PLAYGROUND_REQUIRE_LOGIN = env_bool("PLAYGROUND_REQUIRE_LOGIN", False)
 # Request bodies are small JSON; anything larger is refused with 413.

@@ -132,3 +132,19 @@ class Instance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.session_id})"
+
+
+class PreparedSession(models.Model):
+    """A session id whose slow-to-make Docker parts (its network) already exist.
+
+    A new session takes one, so that twenty sessions opened at once do not
+    queue behind twenty network creations in the engine. The id is made like
+    any session id and stays as secret: only the database and the Docker host
+    know it until a session takes it.
+    """
+
+    id = models.CharField(primary_key=True, max_length=64, default=new_session_id, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.id

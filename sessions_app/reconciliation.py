@@ -21,13 +21,14 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
 from sessions_app import services, tasks
 from sessions_app.backends import get_backend
 from sessions_app.backends.base import PollResult
-from sessions_app.models import Instance, Session
+from sessions_app.models import Instance, PreparedSession, Session
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def instances_reconcile() -> Report:
     _revive_lost_instances(report)
     _retry_stuck_instances(report)
     _retry_teardowns(report)
+    report.removed.extend(services.sessions_unprepare(keep=settings.PLAYGROUND_PREPARED_SESSIONS))
     if report:
         logger.info("reconciled: %s", {key: value for key, value in vars(report).items() if value})
     return report
@@ -72,7 +74,7 @@ def _remove_leftovers(report: Report) -> None:
         Instance.objects.filter(session_id__in=present, session__status=Session.Status.OPEN).values_list(
             "session_id", flat=True
         )
-    )
+    ) | set(PreparedSession.objects.filter(pk__in=present).values_list("pk", flat=True))
     for session_id in sorted(present - wanted):
         logger.info("session %s: removing what Docker still holds of it", session_id)
         backend.remove_orphan(session_id)

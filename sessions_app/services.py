@@ -30,7 +30,7 @@ from sessions_app.errors import (
     TooManySessions,
     UnknownPlayground,
 )
-from sessions_app.models import Instance, Playground, Session
+from sessions_app.models import Instance, Playground, PreparedSession, Session, new_session_id
 from sessions_app.selectors import instance_get, session_get
 
 logger = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ def session_create(
     with transaction.atomic():
         _check_limits(owner=owner, client_address=client_address, now=now)
         session = Session.objects.create(
+            id=_take_prepared_id() or new_session_id(),
             created_at=now,
             playground=playground,
             owner=owner,
@@ -79,6 +80,51 @@ def session_create(
     set_session(session.id)  # what follows in this request or task is about it
     logger.info("session %s opened in playground %s", session.id, playground.id)
     return session
+
+
+def _take_prepared_id() -> str | None:
+    """The id of a prepared session (its network exists), taken out of the pool."""
+    prepared = PreparedSession.objects.select_for_update(skip_locked=True).order_by("created_at").first()
+    if prepared is None:
+        return None
+    session_id = prepared.pk
+    prepared.delete()
+    return session_id
+
+
+def sessions_prepare() -> int | None:
+    """Top the pool of prepared sessions up to PLAYGROUND_PREPARED_SESSIONS.
+
+    Returns how many it prepared, or None if it stopped because instances
+    are being provisioned: making networks then would slow them down, so the
+    pool is refilled once they run (the task runs every few seconds).
+    """
+    backend = get_backend()
+    made = 0
+    while PreparedSession.objects.count() < settings.PLAYGROUND_PREPARED_SESSIONS:
+        if Instance.objects.filter(
+            status__in=[Instance.Status.PENDING, Instance.Status.PROVISIONING], session__status=Session.Status.OPEN
+        ).exists():
+            return None
+        session_id = new_session_id()
+        if not backend.prepare(session_id):
+            break
+        PreparedSession.objects.create(id=session_id)
+        made += 1
+    if made:
+        logger.info("prepared %d sessions ahead", made)
+    return made
+
+
+def sessions_unprepare(*, keep: int) -> list[str]:
+    """Remove prepared sessions beyond the newest `keep`, e.g. after the setting was lowered."""
+    removed = []
+    backend = get_backend()
+    for session_id in PreparedSession.objects.order_by("-created_at").values_list("pk", flat=True)[keep:]:
+        backend.remove_orphan(session_id)
+        PreparedSession.objects.filter(pk=session_id).delete()
+        removed.append(session_id)
+    return removed
 
 
 CLOSE_MESSAGES = {

@@ -95,8 +95,14 @@ def reconcile() -> None:
     instances_reconcile()
 
 
+@shared_task(ignore_result=True)
+def prepare_sessions() -> None:
+    services.sessions_prepare()
+
+
 @worker_ready.connect
 def reconcile_at_start(sender, **kwargs) -> None:
     # What happened while no worker ran (an engine restart, a crash) is
     # noticed at once rather than at the next scheduled run.
     reconcile.delay()
+    prepare_sessions.delay()

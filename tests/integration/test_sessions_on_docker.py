@@ -8,10 +8,10 @@ import docker
 import pytest
 import requests
 
-from sessions_app import tasks
+from sessions_app import services, tasks
 from sessions_app.backends.disks import LoopDisks
 from sessions_app.backends.docker import LABEL_SESSION, resource_names
-from sessions_app.models import Instance
+from sessions_app.models import Instance, PreparedSession
 from tests.support.stack import wait_for
 from tests.support.tiny_image import load_tiny_image
 
@@ -216,4 +216,22 @@ def test_it_recovers_from_a_worker_killed_while_provisioning(platform, live_serv
     assert container.status == "running"
     exit_code, _ = container.exec_run(["docker", "version"])
     assert exit_code == 0
+    close_session(live_server, docker_client, session_id)
+
+
+def test_a_session_runs_on_the_network_prepared_before_it(platform, live_server, worker, docker_client):
+    platform.PLAYGROUND_PREPARED_SESSIONS = 1
+    PreparedSession.objects.all().delete()
+    assert services.sessions_prepare() == 1
+    prepared_id = PreparedSession.objects.get().pk
+    network = docker_client.networks.get(resource_names(prepared_id)["network"])
+    assert network.attrs["Labels"]["org.playground.prepared"] == "true"
+
+    session_id = create_session(live_server)["session_id"]
+    wait_until_running(live_server, session_id)
+
+    assert session_id == prepared_id
+    [container] = containers_of(docker_client, session_id)
+    assert list(container.attrs["NetworkSettings"]["Networks"].values())[0]["NetworkID"] == network.id
+    assert [n.id for n in docker_client.networks.list(names=[network.name]) if n.name == network.name] == [network.id]
     close_session(live_server, docker_client, session_id)

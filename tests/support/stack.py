@@ -179,6 +179,8 @@ def worker_env(django_db_setup, real_services) -> dict[str, str]:
         # Every test session comes from 127.0.0.1.
         "PLAYGROUND_SESSION_RATE": "100000/min",
         "PLAYGROUND_MAX_SESSIONS_PER_CLIENT": "1000",
+        # A small pool of prepared sessions: made at worker start, not more.
+        "PLAYGROUND_PREPARED_SESSIONS": "2",
         # A task whose worker was killed is handed out again this soon.
         "PLAYGROUND_BROKER_VISIBILITY_TIMEOUT": "5",
         "CELERY_TASK_ALWAYS_EAGER": "false",
