@@ -11,6 +11,11 @@ It creates sessions one after another, then N at once, and prints the time
 from `POST /sessions` to the instance reading `running` (p50, p95, max), then
 the memory of one idle instance as the Docker engine reports it. Every session
 it opens is closed before it exits.
+
+Before each phase it lets the platform refill its pool of prepared sessions
+(instances started ahead, PLAYGROUND_PREPARED_SESSIONS, 20 by default) and
+prints how many were waiting. For the figures of instances started on
+demand, run the platform with PLAYGROUND_PREPARED_SESSIONS=0.
 """
 
 import argparse
@@ -70,6 +75,25 @@ def close_all(url: str, session_ids: list[str], wait: float = 120) -> None:
             time.sleep(0.2)
 
 
+def prepared_sessions(url: str) -> int:
+    for line in requests.get(f"{url}/metrics", timeout=30).text.splitlines():
+        if line.startswith("playground_prepared_sessions "):
+            return int(float(line.split()[1]))
+    return 0
+
+
+def wait_for_prepared(url: str, wanted: int, patience: float = 15) -> int:
+    """Let the platform refill its pool of prepared sessions (PLAYGROUND_PREPARED_SESSIONS)
+    before a phase: until `wanted` wait, or the count has not grown for `patience` s."""
+    best, since = prepared_sessions(url), time.monotonic()
+    while best < wanted and time.monotonic() - since < patience:
+        time.sleep(1)
+        now = prepared_sessions(url)
+        if now > best:
+            best, since = now, time.monotonic()
+    return best
+
+
 def report(label: str, seconds: list[float]) -> None:
     print(
         f"{label:<28} n={len(seconds):<3} p50={statistics.median(seconds):.3f}s "
@@ -99,10 +123,14 @@ def main() -> int:
         http = requests.Session()
         sequential = []
         for _ in range(args.sequential):
+            waiting = wait_for_prepared(args.url, 1)
             session_id, seconds = time_to_running(http, args.url, args.timeout, opened)
             sequential.append(seconds)
             close_all(args.url, [session_id])
         report("one after another", sequential)
+        print(f"{'':<28} (prepared sessions waiting before the last: {waiting})")
+
+        waiting = wait_for_prepared(args.url, args.concurrent)
 
         with ThreadPoolExecutor(args.concurrent) as pool:
             results = list(
@@ -112,6 +140,7 @@ def main() -> int:
                 )
             )
         report(f"{args.concurrent} at once", [seconds for _, seconds in results])
+        print(f"{'':<28} (prepared sessions waiting before: {waiting})")
         close_all(args.url, [session_id for session_id, _ in results])
 
         session_id, _ = time_to_running(http, args.url, args.timeout, opened)

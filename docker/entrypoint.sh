@@ -27,8 +27,9 @@ warn() {
 # with "mkdir /sys/fs/cgroup/cpuset/docker: read-only file system"; under
 # --privileged it mounts whole host hierarchies read-write, and nested
 # containers would land beside the instance, outside its memory and pids
-# limits. Either way: mount a fresh hierarchy of the controller privately, bind
-# our own cgroup inside it over /sys/fs/cgroup/<controller>, and drop the
+# limits. A read-only mount of our own cgroup is remounted read-write; a host
+# hierarchy is replaced: mount a fresh hierarchy of the controller privately,
+# bind our own cgroup inside it over /sys/fs/cgroup/<controller>, and drop the
 # private mount. Controllers already rooted at our cgroup and writable (sysbox,
 # which gives each container a cgroup namespace) are left alone.
 cgroup_setup_v1() {
@@ -43,6 +44,14 @@ cgroup_setup_v1() {
 		dir=/sys/fs/cgroup/${controllers#name=}
 		case $mounts in
 		*" $dir|$path|rw "*) continue ;;
+		*" $dir|$path|ro "*)
+			# Already our own cgroup (the capability profile), only
+			# read-only: one remount instead of four mounts. Instances start
+			# twenty at a time, and every fork here counts.
+			mount -o remount,bind,rw "$dir" ||
+				warn "could not make $dir writable; nested containers may fail"
+			continue
+			;;
 		*" $dir|"*) ;;
 		*) continue ;;
 		esac

@@ -14,13 +14,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from sessions_app.models import Instance, Session
+from sessions_app.models import Instance, PreparedSession, Session
 
 logger = logging.getLogger(__name__)
 
 # Seconds from POST /sessions to a running instance: about one second is the
 # goal, tens of seconds means a cold or overloaded engine.
 PROVISIONING_BUCKETS = (0.5, 1, 1.5, 2, 3, 5, 8, 13, 20, 30, 60)
+
+
+PREPARED_HELP = "Prepared sessions whose instance runs, waiting to be handed out."
 
 
 class DatabaseCollector(Collector):
@@ -34,6 +37,7 @@ class DatabaseCollector(Collector):
             CounterMetricFamily(
                 "playground_provisioning_failures", "Instances that failed to start, by reason.", labels=["reason"]
             ),
+            GaugeMetricFamily("playground_prepared_sessions", PREPARED_HELP),
         ]
 
     def collect(self):
@@ -43,6 +47,11 @@ class DatabaseCollector(Collector):
                 self.instances(),
                 self.provisioning_seconds(),
                 self.provisioning_failures(),
+                GaugeMetricFamily(
+                    "playground_prepared_sessions",
+                    PREPARED_HELP,
+                    value=PreparedSession.objects.filter(ready=True).count(),
+                ),
             ]
         except DatabaseError as exc:
             # Leave these figures out rather than fail the whole scrape: the

@@ -135,15 +135,22 @@ class Instance(models.Model):
 
 
 class PreparedSession(models.Model):
-    """A session id whose slow-to-make Docker parts (its network) already exist.
+    """A session to come whose instance is already running, idle, in Docker.
 
-    A new session takes one, so that twenty sessions opened at once do not
-    queue behind twenty network creations in the engine. The id is made like
+    A new session of the default playground takes one, so that its learner
+    does not wait for a container and a Docker daemon to start, and twenty
+    sessions opened at once do not queue in the engine. The id is made like
     any session id and stays as secret: only the database and the Docker host
-    know it until a session takes it.
+    know it until a session takes it. `spec` records the limits the instance
+    was made with; a prepared instance whose playground changed since is
+    replaced, never handed out.
     """
 
     id = models.CharField(primary_key=True, max_length=64, default=new_session_id, editable=False)
+    playground = models.ForeignKey(Playground, on_delete=models.CASCADE, related_name="prepared_sessions")
+    image = models.CharField(max_length=200)
+    spec = models.CharField(max_length=64)
+    ready = models.BooleanField(default=False, help_text="Its instance runs and may be handed out.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     def __str__(self) -> str:

@@ -6,13 +6,14 @@ need Docker are the ones run by Celery tasks, and they change state with
 compare-and-set updates, so two workers racing on one instance cannot both win.
 """
 
+import hashlib
 import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from playground.logcontext import set_session
@@ -67,7 +68,7 @@ def session_create(
     with transaction.atomic():
         _check_limits(owner=owner, client_address=client_address, now=now)
         session = Session.objects.create(
-            id=_take_prepared_id() or new_session_id(),
+            id=_take_prepared_id(playground, image) or new_session_id(),
             created_at=now,
             playground=playground,
             owner=owner,
@@ -82,34 +83,73 @@ def session_create(
     return session
 
 
-def _take_prepared_id() -> str | None:
-    """The id of a prepared session (its network exists), taken out of the pool."""
-    prepared = PreparedSession.objects.select_for_update(skip_locked=True).order_by("created_at").first()
-    if prepared is None:
-        return None
-    session_id = prepared.pk
-    prepared.delete()
-    return session_id
+PREPARED_PLAYGROUND = "default"  # the playground whose sessions are prepared ahead
+PREPARING_GIVES_UP_AFTER = timedelta(minutes=5)
+
+
+def prepared_spec(playground: Playground, image: str) -> str:
+    """What a prepared instance was made with; it is handed out only while this holds."""
+    made_with = (
+        image,
+        playground.memory_limit_mb,
+        playground.pids_limit,
+        playground.cpu_limit,
+        playground.storage_size,
+        settings.PLAYGROUND_SECURITY_PROFILE,
+        settings.PLAYGROUND_DOCKER_RUNTIME,
+        settings.PLAYGROUND_INSTANCE_LOG_DRIVER,
+        settings.PLAYGROUND_BOUND_DISKS,
+    )
+    return hashlib.sha256("|".join(map(str, made_with)).encode()).hexdigest()[:32]
+
+
+def _take_prepared_id(playground: Playground, image: str) -> str | None:
+    """The id of a prepared session whose instance fits, taken out of the pool."""
+    prepared = (
+        PreparedSession.objects.select_for_update(skip_locked=True)
+        .filter(playground=playground, image=image, spec=prepared_spec(playground, image), ready=True)
+        .order_by("created_at")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if prepared is not None:
+        PreparedSession.objects.filter(pk=prepared).delete()
+    return prepared
 
 
 def sessions_prepare() -> int | None:
     """Top the pool of prepared sessions up to PLAYGROUND_PREPARED_SESSIONS.
 
-    Returns how many it prepared, or None if it stopped because instances
-    are being provisioned: making networks then would slow them down, so the
-    pool is refilled once they run (the task runs every few seconds).
+    Each gets a running instance for the default playground and its default
+    image, one after another. Returns how many it prepared, or None if it
+    stopped because instances of real sessions are being provisioned: making
+    more then would slow them down, so the pool is refilled once they run
+    (the task runs every few seconds).
     """
-    backend = get_backend()
-    made = 0
-    while PreparedSession.objects.count() < settings.PLAYGROUND_PREPARED_SESSIONS:
+    playground = Playground.objects.filter(pk=PREPARED_PLAYGROUND).first()
+    target = settings.PLAYGROUND_PREPARED_SESSIONS if playground else 0
+    sessions_unprepare(keep=target)
+    if not target:
+        return 0
+    image, backend, made = playground.image, get_backend(), 0
+    spec = prepared_spec(playground, image)
+    while PreparedSession.objects.count() < target:
         if Instance.objects.filter(
             status__in=[Instance.Status.PENDING, Instance.Status.PROVISIONING], session__status=Session.Status.OPEN
         ).exists():
             return None
-        session_id = new_session_id()
-        if not backend.prepare(session_id):
-            break
-        PreparedSession.objects.create(id=session_id)
+        # The row first: the reconciler keeps what Docker holds of it.
+        prepared = PreparedSession.objects.create(playground=playground, image=image, spec=spec)
+        instance = Instance(session=Session(id=prepared.pk, playground=playground), image=image)
+        try:
+            if not backend.prepare(instance):
+                prepared.delete()
+                break
+        except BackendError as exc:
+            logger.warning("could not prepare a session: %s", exc.log_message)
+            _unprepare(backend, prepared.pk)
+            return made
+        PreparedSession.objects.filter(pk=prepared.pk).update(ready=True)
         made += 1
     if made:
         logger.info("prepared %d sessions ahead", made)
@@ -117,14 +157,35 @@ def sessions_prepare() -> int | None:
 
 
 def sessions_unprepare(*, keep: int) -> list[str]:
-    """Remove prepared sessions beyond the newest `keep`, e.g. after the setting was lowered."""
-    removed = []
+    """Remove prepared sessions that may no longer be handed out.
+
+    Those made with other limits or another image than their playground has
+    now, those whose preparation never finished, and the oldest beyond `keep`
+    (after the setting was lowered). Returns their ids.
+    """
     backend = get_backend()
-    for session_id in PreparedSession.objects.order_by("-created_at").values_list("pk", flat=True)[keep:]:
+    playground = Playground.objects.filter(pk=PREPARED_PLAYGROUND).first()
+    current = Q(pk__in=[])
+    if playground is not None:
+        image = playground.image
+        current = Q(playground=playground, image=image, spec=prepared_spec(playground, image))
+    abandoned = Q(ready=False, created_at__lt=timezone.now() - PREPARING_GIVES_UP_AFTER)
+    unwanted = list(PreparedSession.objects.exclude(current).values_list("pk", flat=True))
+    unwanted += PreparedSession.objects.filter(current & abandoned).values_list("pk", flat=True)
+    kept = PreparedSession.objects.filter(current).exclude(pk__in=unwanted).order_by("-created_at")
+    unwanted += kept.values_list("pk", flat=True)[keep:]
+    for session_id in unwanted:
+        _unprepare(backend, session_id)
+    return unwanted
+
+
+def _unprepare(backend, session_id: str) -> None:
+    try:
         backend.remove_orphan(session_id)
-        PreparedSession.objects.filter(pk=session_id).delete()
-        removed.append(session_id)
-    return removed
+    except BackendError as exc:
+        # Its row goes anyway; the reconciler removes what is left in Docker.
+        logger.warning("session %s: could not remove the prepared instance: %s", session_id, exc.log_message)
+    PreparedSession.objects.filter(pk=session_id).delete()
 
 
 CLOSE_MESSAGES = {

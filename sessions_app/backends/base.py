@@ -81,11 +81,11 @@ class Backend:
         network) exists, among those this platform made.
     remove_orphan(session_id)
         remove() for a session the database no longer knows.
-    prepare(session_id)
-        Make ahead of time what start() would make for this future session
-        and is slow to make (the Docker backend: its network), so that its
-        start() finds it. Returns False if the backend has nothing to prepare.
-        What it makes counts in sessions_present().
+    prepare(instance)
+        start() ahead of time, for a session to come: `instance` and its
+        session are not saved. start() of the real instance later adopts what
+        it made. Returns False for a backend that has nothing to gain from
+        it. What it makes counts in sessions_present().
     """
 
     def start(self, instance: "Instance") -> StartResult:
@@ -109,5 +109,5 @@ class Backend:
     def remove_orphan(self, session_id: str) -> None:
         raise NotImplementedError
 
-    def prepare(self, session_id: str) -> bool:
+    def prepare(self, instance: "Instance") -> bool:
         return False

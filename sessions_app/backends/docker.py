@@ -40,7 +40,6 @@ LABEL_PLATFORM = "org.playground.platform"  # which platform made it, if several
 LABEL_SESSION = "org.playground.session"
 LABEL_PLAYGROUND = "org.playground.playground"
 LABEL_INSTANCE = "org.playground.instance"
-LABEL_PREPARED = "org.playground.prepared"  # a network made before its session existed
 
 INNER_DOCKER_DIR = "/var/lib/docker"
 
@@ -204,12 +203,11 @@ class DockerBackend(Backend):
     def ensure_network(self, instance: Instance, name: str) -> Network:
         """The session's own bridge network, so instances cannot reach each other.
 
-        Usually it exists already (PreparedSession): the engine creates
-        networks one at a time, so twenty made at once would queue for
-        seconds. Otherwise it is made here.
+        It exists already when the session was prepared, or an earlier
+        attempt made it.
         """
         existing = self._networks_named(name)
-        if existing:  # prepared ahead, or made by an earlier attempt
+        if existing:
             return existing[0]
         return self._create_network(name, self.labels(instance))
 
@@ -222,19 +220,9 @@ class DockerBackend(Backend):
             return self._settle_network(name)
         return self.client.networks.prepare_model({"Id": created["Id"], "Name": name})
 
-    def prepare(self, session_id: str) -> bool:
-        """Make the network of a session to come (see PreparedSession)."""
-        labels = {
-            LABEL_MANAGED: "true",
-            LABEL_PLATFORM: settings.PLAYGROUND_PLATFORM_ID,
-            LABEL_SESSION: session_id,
-            LABEL_PREPARED: "true",
-            **settings.PLAYGROUND_EXTRA_LABELS,
-        }
-        try:
-            self._create_network(resource_names(session_id)["network"], labels)
-        except (DockerException, requests.exceptions.RequestException) as exc:
-            raise self._translate(exc, "prepare", session_id) from exc
+    def prepare(self, instance: Instance) -> bool:
+        """Start the instance of a session to come (see PreparedSession)."""
+        self.start(instance)
         return True
 
     @contextlib.contextmanager

@@ -25,14 +25,12 @@ class FakeEngine:
     """What the fake "engine" holds, shared by every fake backend in the process."""
 
     containers: dict[str, FakeContainer] = field(default_factory=dict)
-    prepared: set[str] = field(default_factory=set)  # sessions whose network exists ahead
     calls: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
         with self.lock:
             self.containers.clear()
-            self.prepared.clear()
             self.calls.clear()
 
 
@@ -80,15 +78,13 @@ class FakeBackend(Backend):
         with engine.lock:
             engine.calls.append(("remove", session_id))
             engine.containers.pop(f"playground-{session_id}", None)
-            engine.prepared.discard(session_id)
 
     def sessions_present(self) -> set[str]:
-        return {name.removeprefix("playground-") for name in engine.containers} | engine.prepared
+        return {name.removeprefix("playground-") for name in engine.containers}
 
-    def prepare(self, session_id: str) -> bool:
-        with engine.lock:
-            engine.calls.append(("prepare", session_id))
-            engine.prepared.add(session_id)
+    def prepare(self, instance: Instance) -> bool:
+        engine.calls.append(("prepare", instance.session_id))
+        self.start(instance)
         return True
 
 

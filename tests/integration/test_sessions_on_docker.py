@@ -219,19 +219,23 @@ def test_it_recovers_from_a_worker_killed_while_provisioning(platform, live_serv
     close_session(live_server, docker_client, session_id)
 
 
-def test_a_session_runs_on_the_network_prepared_before_it(platform, live_server, worker, docker_client):
+def test_a_session_takes_an_instance_prepared_before_it(platform, live_server, worker, docker_client):
     platform.PLAYGROUND_PREPARED_SESSIONS = 1
-    PreparedSession.objects.all().delete()
+    services.sessions_unprepare(keep=0)
     assert services.sessions_prepare() == 1
-    prepared_id = PreparedSession.objects.get().pk
-    network = docker_client.networks.get(resource_names(prepared_id)["network"])
-    assert network.attrs["Labels"]["org.playground.prepared"] == "true"
+    prepared_id = PreparedSession.objects.get(ready=True).pk
+    [prepared] = containers_of(docker_client, prepared_id)
+    assert prepared.status == "running"
 
     session_id = create_session(live_server)["session_id"]
     wait_until_running(live_server, session_id)
 
     assert session_id == prepared_id
     [container] = containers_of(docker_client, session_id)
-    assert list(container.attrs["NetworkSettings"]["Networks"].values())[0]["NetworkID"] == network.id
-    assert [n.id for n in docker_client.networks.list(names=[network.name]) if n.name == network.name] == [network.id]
+    assert container.id == prepared.id  # adopted, not made again
+    assert container.exec_run(["docker", "version"]).exit_code == 0
+    assert (
+        Instance.objects.get(session_id=session_id).ip_address
+        == (container.attrs["NetworkSettings"]["Networks"][resource_names(session_id)["network"]]["IPAddress"])
+    )
     close_session(live_server, docker_client, session_id)

@@ -1,9 +1,9 @@
-"""Sessions prepared ahead (their network made before anyone asked), on the fake backend."""
+"""Sessions prepared ahead (their instance already running), on the fake backend."""
 
 import pytest
 
 from sessions_app import reconciliation, services
-from sessions_app.models import Instance, PreparedSession, Session
+from sessions_app.models import Instance, Playground, PreparedSession, Session
 
 pytestmark = pytest.mark.django_db
 
@@ -13,32 +13,50 @@ def _backend(use_backend, settings):
     settings.PLAYGROUND_PREPARED_SESSIONS = 3
 
 
-def open_session(api, run_on_commit) -> str:
-    response = run_on_commit(api.post, "/sessions", {"playground_id": "default"}, format="json")
+def open_session(api, run_on_commit, **body) -> str:
+    response = run_on_commit(api.post, "/sessions", {"playground_id": "default", **body}, format="json")
     assert response.status_code == 201, response.content
     return response.json()["session_id"]
 
 
-def test_it_fills_the_pool_up_to_the_setting(fake_engine):
+def prepared_ids() -> set[str]:
+    return set(PreparedSession.objects.values_list("pk", flat=True))
+
+
+def running_containers(fake_engine) -> set[str]:
+    return {name.removeprefix("playground-") for name, c in fake_engine.containers.items() if c.running}
+
+
+def test_it_fills_the_pool_with_running_instances_up_to_the_setting(fake_engine):
     assert services.sessions_prepare() == 3
     assert services.sessions_prepare() == 0
 
-    prepared = set(PreparedSession.objects.values_list("pk", flat=True))
-    assert len(prepared) == 3
-    assert fake_engine.prepared == prepared
-    assert all(len(session_id) == 32 for session_id in prepared)
+    assert len(prepared_ids()) == 3
+    assert all(PreparedSession.objects.values_list("ready", flat=True))
+    assert running_containers(fake_engine) == prepared_ids()
+    assert all(len(session_id) == 32 for session_id in prepared_ids())
 
 
-def test_a_new_session_takes_the_oldest_prepared_id_and_runs_on_it(api, run_on_commit, fake_engine):
+def test_a_new_session_takes_the_oldest_prepared_instance(api, run_on_commit, fake_engine):
     services.sessions_prepare()
     oldest = PreparedSession.objects.order_by("created_at").first().pk
 
     session_id = open_session(api, run_on_commit)
 
     assert session_id == oldest
-    assert not PreparedSession.objects.filter(pk=oldest).exists()
+    assert oldest not in prepared_ids()
     assert Instance.objects.get(session_id=session_id).status == "running"
-    assert ("start", oldest) in fake_engine.calls
+    # Adopted: the instance prepared ahead, started once.
+    assert fake_engine.containers[f"playground-{oldest}"].starts == 2  # prepare, then the adopting start()
+
+
+def test_a_session_that_asks_for_another_image_gets_a_fresh_instance(api, run_on_commit):
+    Playground.objects.filter(pk="default").update(allowed_images=["other:latest"])
+    services.sessions_prepare()
+
+    session_id = open_session(api, run_on_commit, image="other:latest")
+
+    assert session_id not in prepared_ids() and len(prepared_ids()) == 3
 
 
 def test_sessions_open_with_fresh_ids_when_the_pool_is_empty(api, run_on_commit):
@@ -48,18 +66,31 @@ def test_sessions_open_with_fresh_ids_when_the_pool_is_empty(api, run_on_commit)
     assert Session.objects.count() == 2
 
 
-def test_it_waits_while_instances_are_being_provisioned(api, run_on_commit, fake_engine, settings):
+def test_it_waits_while_instances_are_being_provisioned(api, run_on_commit, fake_engine):
     session_id = open_session(api, run_on_commit)
     Instance.objects.filter(session_id=session_id).update(status="provisioning")
 
     assert services.sessions_prepare() is None
-    assert PreparedSession.objects.count() == 0 and fake_engine.prepared == set()
+    assert prepared_ids() == set()
 
     Instance.objects.filter(session_id=session_id).update(status="running")
     assert services.sessions_prepare() == 3
 
 
-def test_the_reconciler_keeps_prepared_networks_and_removes_those_it_no_longer_knows(run_on_commit, fake_engine):
+def test_instances_made_with_old_limits_are_replaced_not_handed_out(api, run_on_commit, fake_engine):
+    services.sessions_prepare()
+    before = prepared_ids()
+    Playground.objects.filter(pk="default").update(memory_limit_mb=1024)
+
+    session_id = open_session(api, run_on_commit)
+    assert session_id not in before
+
+    assert services.sessions_prepare() == 3
+    assert prepared_ids().isdisjoint(before)
+    assert running_containers(fake_engine) == prepared_ids() | {session_id}
+
+
+def test_the_reconciler_keeps_prepared_instances_and_removes_those_it_no_longer_knows(run_on_commit, fake_engine):
     services.sessions_prepare()
     forgotten = PreparedSession.objects.first().pk
     PreparedSession.objects.filter(pk=forgotten).delete()
@@ -67,8 +98,8 @@ def test_the_reconciler_keeps_prepared_networks_and_removes_those_it_no_longer_k
     report = run_on_commit(reconciliation.instances_reconcile)
 
     assert report.removed == [forgotten]
-    assert fake_engine.prepared == set(PreparedSession.objects.values_list("pk", flat=True))
-    assert len(fake_engine.prepared) == 2
+    assert running_containers(fake_engine) == prepared_ids()
+    assert len(prepared_ids()) == 2
 
 
 def test_the_reconciler_trims_the_pool_when_the_setting_is_lowered(run_on_commit, fake_engine, settings):
@@ -78,5 +109,5 @@ def test_the_reconciler_trims_the_pool_when_the_setting_is_lowered(run_on_commit
     report = run_on_commit(reconciliation.instances_reconcile)
 
     assert len(report.removed) == 2
-    assert PreparedSession.objects.count() == 1
-    assert fake_engine.prepared == set(PreparedSession.objects.values_list("pk", flat=True))
+    assert len(prepared_ids()) == 1
+    assert running_containers(fake_engine) == prepared_ids()
