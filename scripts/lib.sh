@@ -76,6 +76,14 @@ ensure_docker() {
     fi
 }
 
+ensure_disk_tools() {
+    # losetup and mkfs.ext4 make the size-bounded disks of instances (README:
+    # "Disk"); only root can use them, so only root needs them.
+    [ "$(id -u)" = 0 ] || return 0
+    command -v losetup >/dev/null && command -v mkfs.ext4 >/dev/null && return 0
+    apt_install mount e2fsprogs
+}
+
 harden_host() {
     # Firewall the host off from the instances (scripts/harden-host says how).
     if [ "$(id -u)" != 0 ]; then

@@ -12,6 +12,9 @@ Runs when a worker starts and then every minute. What it decides:
 - An instance stuck in pending or provisioning (its job lost with a broker,
   or its worker killed) is handed to a worker again, within the same limit.
 - An instance stuck terminating is handed to the teardown again.
+- Prepared sessions (instances started ahead, see services.sessions_prepare)
+  are kept; those made with limits their playground no longer has, and those
+  beyond PLAYGROUND_PREPARED_SESSIONS, are removed.
 - A running instance whose address changed (its container restarted with the
   engine: instances have a restart policy, so they come back) gets its new
   address recorded.
