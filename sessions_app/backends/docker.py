@@ -173,6 +173,11 @@ class DockerBackend(Backend):
         except (DockerException, requests.exceptions.RequestException, DiskError) as exc:
             raise self._translate(exc, "remove", session_id) from exc
 
+    def prepare(self, instance: Instance) -> bool:
+        """Start the instance of a session to come (see PreparedSession)."""
+        self.start(instance)
+        return True
+
     def sessions_present(self) -> set[str]:
         mine = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_PLATFORM}={settings.PLAYGROUND_PLATFORM_ID}"]}
         try:
@@ -209,21 +214,15 @@ class DockerBackend(Backend):
         existing = self._networks_named(name)
         if existing:
             return existing[0]
-        return self._create_network(name, self.labels(instance))
-
-    def _create_network(self, name: str, labels: dict[str, str]) -> Network:
         try:
-            created = self.client.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
+            created = self.client.api.create_network(
+                name, driver="bridge", labels=self.labels(instance), check_duplicate=True
+            )
         except APIError as exc:
             if exc.status_code != 409:  # 409: a racing attempt made it
                 raise
             return self._settle_network(name)
         return self.client.networks.prepare_model({"Id": created["Id"], "Name": name})
-
-    def prepare(self, instance: Instance) -> bool:
-        """Start the instance of a session to come (see PreparedSession)."""
-        self.start(instance)
-        return True
 
     @contextlib.contextmanager
     def _session_lock(self, session_id: str) -> Iterator[None]:
