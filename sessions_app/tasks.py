@@ -10,6 +10,7 @@ import logging
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
+from django.core.cache import cache
 
 from playground.logcontext import set_session
 from sessions_app import services
@@ -95,9 +96,19 @@ def reconcile() -> None:
     instances_reconcile()
 
 
+PREPARE_LOCK = "playground:prepare-sessions"
+
+
 @shared_task(ignore_result=True)
 def prepare_sessions() -> None:
-    services.sessions_prepare()
+    # One refill at a time: beat asks every 5 s, and a refill of the whole
+    # pool takes longer. The lock expires should its holder die.
+    if not cache.add(PREPARE_LOCK, True, timeout=600):
+        return
+    try:
+        services.sessions_prepare()
+    finally:
+        cache.delete(PREPARE_LOCK)
 
 
 @worker_ready.connect

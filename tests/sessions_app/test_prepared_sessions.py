@@ -111,3 +111,18 @@ def test_the_reconciler_trims_the_pool_when_the_setting_is_lowered(run_on_commit
     assert len(report.removed) == 2
     assert len(prepared_ids()) == 1
     assert running_containers(fake_engine) == prepared_ids()
+
+
+def test_one_refill_runs_at_a_time(fake_engine):
+    from django.core.cache import cache
+
+    from sessions_app import tasks
+
+    cache.add(tasks.PREPARE_LOCK, True)
+    tasks.prepare_sessions()
+    assert prepared_ids() == set()
+
+    cache.delete(tasks.PREPARE_LOCK)
+    tasks.prepare_sessions()
+    assert len(prepared_ids()) == 3
+    assert cache.get(tasks.PREPARE_LOCK) is None
