@@ -13,8 +13,9 @@ Runs when a worker starts and then every minute. What it decides:
   or its worker killed) is handed to a worker again, within the same limit.
 - An instance stuck terminating is handed to the teardown again.
 - Prepared sessions (instances started ahead, see services.sessions_prepare)
-  are kept; those made with limits their playground no longer has, and those
-  beyond PLAYGROUND_PREPARED_SESSIONS, are removed.
+  are kept; those made with limits their playground no longer has, those
+  beyond PLAYGROUND_PREPARED_SESSIONS, and those whose instance is not
+  running are removed (the refill makes new ones).
 - A running instance whose address changed (its container restarted with the
   engine: instances have a restart policy, so they come back) gets its new
   address recorded.
@@ -63,6 +64,7 @@ def instances_reconcile() -> Report:
     _retry_stuck_instances(report)
     _retry_teardowns(report)
     report.removed.extend(services.sessions_unprepare(keep=settings.PLAYGROUND_PREPARED_SESSIONS))
+    _remove_dead_prepared(report)
     if report:
         logger.info("reconciled: %s", {key: value for key, value in vars(report).items() if value})
     return report
@@ -82,6 +84,17 @@ def _remove_leftovers(report: Report) -> None:
         logger.info("session %s: removing what Docker still holds of it", session_id)
         backend.remove_orphan(session_id)
         report.removed.append(session_id)
+
+
+def _remove_dead_prepared(report: Report) -> None:
+    """A prepared instance that stopped or vanished is not handed out: it goes, and the refill makes another."""
+    backend = get_backend()
+    for prepared in PreparedSession.objects.filter(ready=True).select_related("playground"):
+        instance = Instance(session=Session(id=prepared.pk, playground=prepared.playground), image=prepared.image)
+        if backend.poll(instance) != PollResult.RUNNING:
+            logger.warning("session %s: the prepared instance is not running; removing it", prepared.pk)
+            services.prepared_session_remove(backend, prepared.pk)
+            report.removed.append(prepared.pk)
 
 
 def _revive_lost_instances(report: Report) -> None:

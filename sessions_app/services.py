@@ -147,7 +147,7 @@ def sessions_prepare() -> int | None:
                 break
         except BackendError as exc:
             logger.warning("could not prepare a session: %s", exc.log_message)
-            _unprepare(backend, prepared.pk)
+            prepared_session_remove(backend, prepared.pk)
             return made
         PreparedSession.objects.filter(pk=prepared.pk).update(ready=True)
         made += 1
@@ -175,11 +175,12 @@ def sessions_unprepare(*, keep: int) -> list[str]:
     kept = PreparedSession.objects.filter(current).exclude(pk__in=unwanted).order_by("-created_at")
     unwanted += kept.values_list("pk", flat=True)[keep:]
     for session_id in unwanted:
-        _unprepare(backend, session_id)
+        prepared_session_remove(backend, session_id)
     return unwanted
 
 
-def _unprepare(backend, session_id: str) -> None:
+def prepared_session_remove(backend, session_id: str) -> None:
+    """Remove a prepared session and its instance (the refill makes another)."""
     try:
         backend.remove_orphan(session_id)
     except BackendError as exc:

@@ -126,3 +126,16 @@ def test_one_refill_runs_at_a_time(fake_engine):
     tasks.prepare_sessions()
     assert len(prepared_ids()) == 3
     assert cache.get(tasks.PREPARE_LOCK) is None
+
+
+def test_the_reconciler_replaces_a_prepared_instance_that_stopped(run_on_commit, fake_engine):
+    services.sessions_prepare()
+    dead = PreparedSession.objects.first().pk
+    fake_engine.containers[f"playground-{dead}"].running = False
+
+    report = run_on_commit(reconciliation.instances_reconcile)
+
+    assert report.removed == [dead]
+    assert dead not in prepared_ids() and f"playground-{dead}" not in fake_engine.containers
+    assert services.sessions_prepare() == 1
+    assert running_containers(fake_engine) == prepared_ids()
