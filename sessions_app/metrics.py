@@ -47,11 +47,7 @@ class DatabaseCollector(Collector):
                 self.instances(),
                 self.provisioning_seconds(),
                 self.provisioning_failures(),
-                GaugeMetricFamily(
-                    "playground_prepared_sessions",
-                    PREPARED_HELP,
-                    value=PreparedSession.objects.filter(ready=True).count(),
-                ),
+                self.prepared_sessions(),
             ]
         except DatabaseError as exc:
             # Leave these figures out rather than fail the whole scrape: the
@@ -63,19 +59,25 @@ class DatabaseCollector(Collector):
 
     @staticmethod
     def sessions() -> GaugeMetricFamily:
-        family = GaugeMetricFamily("playground_sessions", "Sessions by status.", labels=["status"])
-        counts = dict(Session.objects.order_by().values_list("status").annotate(n=Count("pk")))
-        for status in sorted(set(Session.Status.values) | set(counts)):
+        return DatabaseCollector._by_status("playground_sessions", "Sessions by status.", Session)
+
+    @staticmethod
+    def instances() -> GaugeMetricFamily:
+        return DatabaseCollector._by_status("playground_instances", "Instances by status.", Instance)
+
+    @staticmethod
+    def _by_status(name: str, documentation: str, model: type[Session | Instance]) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(name, documentation, labels=["status"])
+        counts = dict(model.objects.order_by().values_list("status").annotate(n=Count("pk")))
+        for status in sorted(set(model.Status.values) | set(counts)):
             family.add_metric([status], counts.get(status, 0))
         return family
 
     @staticmethod
-    def instances() -> GaugeMetricFamily:
-        family = GaugeMetricFamily("playground_instances", "Instances by status.", labels=["status"])
-        counts = dict(Instance.objects.order_by().values_list("status").annotate(n=Count("pk")))
-        for status in sorted(set(Instance.Status.values) | set(counts)):
-            family.add_metric([status], counts.get(status, 0))
-        return family
+    def prepared_sessions() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "playground_prepared_sessions", PREPARED_HELP, value=PreparedSession.objects.filter(ready=True).count()
+        )
 
     @staticmethod
     def provisioning_seconds() -> HistogramMetricFamily:

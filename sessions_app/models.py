@@ -155,3 +155,7 @@ class PreparedSession(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+    def instance(self) -> Instance:
+        """Its instance as the backend sees it: unsaved, with an unsaved session."""
+        return Instance(session=Session(id=self.pk, playground=self.playground), image=self.image)

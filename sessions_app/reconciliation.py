@@ -90,8 +90,7 @@ def _remove_dead_prepared(report: Report) -> None:
     """A prepared instance that stopped or vanished is not handed out: it goes, and the refill makes another."""
     backend = get_backend()
     for prepared in PreparedSession.objects.filter(ready=True).select_related("playground"):
-        instance = Instance(session=Session(id=prepared.pk, playground=prepared.playground), image=prepared.image)
-        if backend.poll(instance) != PollResult.RUNNING:
+        if backend.poll(prepared.instance()) != PollResult.RUNNING:
             logger.warning("session %s: the prepared instance is not running; removing it", prepared.pk)
             services.prepared_session_remove(backend, prepared.pk)
             report.removed.append(prepared.pk)

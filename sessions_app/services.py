@@ -140,9 +140,8 @@ def sessions_prepare() -> int | None:
             return None
         # The row first: the reconciler keeps what Docker holds of it.
         prepared = PreparedSession.objects.create(playground=playground, image=image, spec=spec)
-        instance = Instance(session=Session(id=prepared.pk, playground=playground), image=image)
         try:
-            if not backend.prepare(instance):
+            if not backend.prepare(prepared.instance()):
                 prepared.delete()
                 break
         except BackendError as exc:

@@ -89,7 +89,8 @@ class LoopDisks:
         if not image.exists():
             self._format(image, nbytes)
         with self._locked(image):
-            device = self._attached(image) or self._run("losetup", "--find", "--show", str(image)).strip()
+            attached = self._devices_of(image)
+            device = attached[0] if attached else self._run("losetup", "--find", "--show", str(image)).strip()
             link = self.device_path(session_id)
             if not (link.is_symlink() and os.readlink(link) == device):
                 temporary = link.with_name(f".{link.name}.{uuid.uuid4().hex}")
@@ -104,7 +105,7 @@ class LoopDisks:
             self.device_path(session_id).unlink()
         # No file: no disk, or released already.
         with contextlib.suppress(FileNotFoundError), self._locked(image):
-            for device in self._all_attached(image):
+            for device in self._devices_of(image):
                 # A device still mounted is detached by the kernel as soon
                 # as it is unmounted.
                 self._run("losetup", "--detach", device)
@@ -157,11 +158,8 @@ class LoopDisks:
             fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
             yield
 
-    def _attached(self, image: Path) -> str | None:
-        devices = self._all_attached(image)
-        return devices[0] if devices else None
-
-    def _all_attached(self, image: Path) -> list[str]:
+    def _devices_of(self, image: Path) -> list[str]:
+        """The loop devices the file is attached to."""
         # "/dev/loop3: [2049]:1234 (/var/.../abc.img)" per device.
         output = self._run("losetup", "--associated", str(image))
         return [line.split(":", 1)[0] for line in output.splitlines() if line.startswith("/dev/")]

@@ -7,6 +7,7 @@ wait_until_ready, read_address.
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import threading
@@ -91,7 +92,6 @@ class DockerBackend(Backend):
     # Where "auto" found that the engine refuses --privileged; remembered for
     # the life of the process so only the first instance pays the probe.
     _privileged_refused = False
-    _disks_warned = False
     _lock = threading.Lock()
 
     def __init__(self) -> None:
@@ -287,19 +287,22 @@ class DockerBackend(Backend):
         mode = settings.PLAYGROUND_BOUND_DISKS
         if mode == "off":
             return False
-        reason = self.disks.unavailable_reason(self.docker_host)
-        if reason is None:
+        if self.disks_unavailable is None:
             return True
         if mode == "on":
             raise BackendError(
                 "The platform cannot bound this instance's disk.",
-                log_message=f"PLAYGROUND_BOUND_DISKS=on but {reason}",
+                log_message=f"PLAYGROUND_BOUND_DISKS=on but {self.disks_unavailable}",
             )
-        with self._lock:
-            if not DockerBackend._disks_warned:
-                logger.warning("Instances' inner /var/lib/docker is not size-bounded: %s.", reason)
-            DockerBackend._disks_warned = True
         return False
+
+    @functools.cached_property
+    def disks_unavailable(self) -> str | None:
+        """Why this process cannot bound disks, or None; looked at once (one backend per process)."""
+        reason = self.disks.unavailable_reason(self.docker_host)
+        if reason is not None and settings.PLAYGROUND_BOUND_DISKS == "auto":
+            logger.warning("Instances' inner /var/lib/docker is not size-bounded: %s.", reason)
+        return reason
 
     def ensure_container(self, instance: Instance, names: dict[str, str], network: Network) -> Container:
         try:

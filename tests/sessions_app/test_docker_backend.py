@@ -134,9 +134,7 @@ def test_it_mounts_a_disk_of_the_playgrounds_size_as_the_inner_docker_volume(ins
     assert volume["driver_opts"] == {"type": "ext4", "device": f"/run/playground/disks/{instance.session_id}"}
 
 
-def test_it_falls_back_to_an_unbounded_volume_and_says_why(instance, caplog, monkeypatch):
-    monkeypatch.setattr(DockerBackend, "_disks_warned", False)
-
+def test_it_falls_back_to_an_unbounded_volume_and_says_why(instance, caplog):
     created, disks = make_volume(instance, unavailable="the platform does not run as root")
 
     assert disks.ensured == []
