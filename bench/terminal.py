@@ -29,7 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
 
-from terminals.docker_attach import attach_tty, resize_tty  # noqa: E402
+import django  # noqa: E402
+
+django.setup()
+
+from sessions_app.backends.docker import DockerBackend  # noqa: E402
+from sessions_app.models import Instance  # noqa: E402
 from tests.support.terminal_client import Terminal  # noqa: E402
 
 FILE_BYTES = 40_000_000
@@ -92,10 +97,11 @@ async def echo_latencies(terminal: Terminal, count: int, pause: float = 0.0) -> 
 async def ceiling_mb_per_s(url: str) -> float:
     """The Docker API's own TTY delivery rate, read straight from the attach socket."""
     session_id = open_session(url)
-    container = f"playground-{session_id}"
+    backend, instance = DockerBackend(), Instance(session_id=session_id)
     try:
-        reader, writer = await attach_tty(container)
-        await resize_tty(container, cols=120, rows=40)
+        tty = await backend.attach(instance)
+        reader, writer = tty.reader, tty.writer
+        await backend.resize(instance, cols=120, rows=40)
         await _read_until(reader, b"$ ")
         writer.write(f"{MAKE_FILE}; echo made''-file\r".encode())
         await _read_until(reader, b"made-file\r\n", timeout=120)

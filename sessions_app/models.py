@@ -1,3 +1,4 @@
+import re
 import secrets
 from datetime import timedelta
 
@@ -7,6 +8,15 @@ from django.db import models
 from django.utils import timezone
 
 INSTANCE_HOSTNAME = "node1"
+
+# What a session id or an instance name may look like: short and URL-safe.
+# Anything else (a NUL byte, which PostgreSQL refuses outright, or a path)
+# names nothing.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_plain_name(value: str) -> bool:
+    return isinstance(value, str) and bool(_PLAIN_NAME.fullmatch(value))
 
 
 def new_session_id() -> str:

@@ -1,15 +1,12 @@
-import re
+"""Reads that are more than a one-line query, for views, consumers and services."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
 
 from sessions_app.errors import InstanceNotFound, SessionNotFound
-from sessions_app.models import Instance, Session
-
-# Session ids and instance names are short and URL-safe; anything else (a NUL
-# byte, which PostgreSQL refuses outright, or a path) names nothing.
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-
-def is_plain_name(value: str) -> bool:
-    return bool(_PLAIN_NAME.fullmatch(value))
+from sessions_app.models import Instance, Session, is_plain_name
 
 
 def session_get(*, session_id: str) -> Session:
@@ -47,3 +44,32 @@ def sessions_of(*, user, session_ids: list[str], limit: int = 100):
     if user.is_authenticated:
         return sessions.filter(owner=user)[:limit]
     return sessions.filter(pk__in=[i for i in session_ids if isinstance(i, str)][:limit])
+
+
+@dataclass(frozen=True)
+class TerminalState:
+    """What a session's terminal needs to know, read in one query."""
+
+    status: str  # "open", "closed" or "expired"
+    expires_at: datetime
+    instance: Instance | None
+
+    @property
+    def ended(self) -> bool:
+        return self.status != Session.Status.OPEN
+
+
+def session_terminal_state(*, session_id: str) -> TerminalState | None:
+    """The session as its terminal sees it, or None if there is no such session.
+
+    A session past its expiry counts as expired before the reaper gets to it.
+    """
+    if not is_plain_name(session_id):
+        return None
+    session = Session.objects.select_related("instance").filter(pk=session_id).first()
+    if session is None:
+        return None
+    status = session.status
+    if status == Session.Status.OPEN and session.expires_at <= timezone.now():
+        status = Session.Status.EXPIRED
+    return TerminalState(status=status, expires_at=session.expires_at, instance=session_instance(session=session))

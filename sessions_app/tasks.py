@@ -1,6 +1,9 @@
 """Celery tasks: each takes a primary key, re-fetches, and calls one service.
 
-Both are safe to run twice. `acks_late` with `reject_on_worker_lost` means a
+Each imports the services inside its body: the services enqueue these tasks,
+so importing them here at the top would make an import circle.
+
+All are safe to run twice. `acks_late` with `reject_on_worker_lost` means a
 worker killed half-way does not lose the job: the broker hands it out again
 and the backend adopts whatever the first attempt made.
 """
@@ -13,7 +16,6 @@ from celery.signals import worker_ready
 from django.core.cache import cache
 
 from playground.logcontext import set_session
-from sessions_app import services
 from sessions_app.backends.base import TransientBackendError
 from sessions_app.models import Instance
 
@@ -42,6 +44,8 @@ def _tag(instance_id: int) -> None:
     time_limit=PROVISION_SOFT_TIME_LIMIT + 30,
 )
 def provision_instance(self, instance_id: int) -> None:
+    from sessions_app import services
+
     _tag(instance_id)
     if services.provisioning_is_full(instance_id=instance_id):
         # The host is busy starting others: wait a moment, without spending an attempt.
@@ -67,6 +71,8 @@ def provision_instance(self, instance_id: int) -> None:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=PROVISION_ATTEMPTS - 1)
 def reprovision_instance(self, instance_id: int) -> None:
+    from sessions_app import services
+
     _tag(instance_id)
     try:
         services.instance_replace(instance_id=instance_id)
@@ -76,6 +82,8 @@ def reprovision_instance(self, instance_id: int) -> None:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
 def teardown_instance(self, instance_id: int) -> None:
+    from sessions_app import services
+
     _tag(instance_id)
     try:
         services.instance_teardown(instance_id=instance_id)
@@ -86,14 +94,16 @@ def teardown_instance(self, instance_id: int) -> None:
 
 @shared_task(ignore_result=True)
 def reap_expired_sessions() -> None:
+    from sessions_app import services
+
     services.sessions_reap_expired()
 
 
 @shared_task(ignore_result=True)
 def reconcile() -> None:
-    from sessions_app.reconciliation import instances_reconcile
+    from sessions_app import services
 
-    instances_reconcile()
+    services.instances_reconcile()
 
 
 PREPARE_LOCK = "playground:prepare-sessions"
@@ -103,6 +113,8 @@ PREPARE_LOCK = "playground:prepare-sessions"
 def prepare_sessions() -> None:
     # One refill at a time: beat asks every 5 s, and a refill of the whole
     # pool takes longer. The lock expires should its holder die.
+    from sessions_app import services
+
     if not cache.add(PREPARE_LOCK, True, timeout=600):
         return
     try:

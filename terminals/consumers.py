@@ -14,18 +14,16 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import dataclass
-from datetime import datetime
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.utils import timezone
 
 from playground.logcontext import set_session
 from sessions_app import services
 from sessions_app.events import session_group
-from sessions_app.models import Instance, Session
-from sessions_app.selectors import is_plain_name, session_instance
+from sessions_app.messages import ENDINGS, INSTANCE_STATUS_MESSAGES
+from sessions_app.models import Instance
+from sessions_app.selectors import TerminalState, session_terminal_state
 from terminals import metrics
 from terminals.hub import Viewer, registry
 
@@ -35,6 +33,9 @@ CLOSE_NO_SESSION = 4404
 CLOSE_SESSION_ENDED = 4410
 CLOSE_INSTANCE_FAILED = 4500
 CLOSE_TOO_BIG = 1009
+# The close codes after which a client should not reconnect, with the
+# messages.ENDINGS entry that explains each (handed to the session page).
+FINAL_CLOSE_ENDINGS = {CLOSE_NO_SESSION: "not_found", CLOSE_SESSION_ENDED: "ended", CLOSE_INSTANCE_FAILED: "failed"}
 
 MAX_INPUT_FRAME = 1024 * 1024
 MAX_CONTROL_FRAME = 64 * 1024
@@ -43,48 +44,10 @@ POLL_WHILE_STARTING = 0.2  # seconds between looks at an instance that is not ru
 POLL_WHILE_RUNNING = 5.0  # seconds between looks at a running session (expiry, removal)
 TOUCH_EVERY = 30.0  # seconds between records of terminal input
 
-STATUS_MESSAGES = {
-    Instance.Status.PENDING: "Waiting for a Docker host…",
-    Instance.Status.PROVISIONING: "Starting your Docker host…",
-    Instance.Status.RUNNING: "Your Docker host is ready.",
-    Instance.Status.TERMINATING: "The instance is being removed.",
-    Instance.Status.TERMINATED: "The instance was removed.",
-}
-
-
-@dataclass(frozen=True)
-class SessionState:
-    status: str  # "open", "closed" or "expired"
-    expires_at: datetime
-    instance: dict | None
-
-    @property
-    def ended(self) -> bool:
-        return self.status != Session.Status.OPEN
-
 
 @database_sync_to_async
-def load_state(session_id: str) -> SessionState | None:
-    if not is_plain_name(session_id):
-        return None
-    session = Session.objects.select_related("instance").filter(pk=session_id).first()
-    if session is None:
-        return None
-    status = session.status
-    if status == Session.Status.OPEN and session.expires_at <= timezone.now():
-        status = "expired"
-    instance = session_instance(session=session)
-    details = None
-    if instance is not None:
-        details = {
-            "name": instance.name,
-            "hostname": instance.hostname,
-            "status": instance.status,
-            "ip_address": instance.ip_address,
-            "error": instance.error,
-            "container": instance.container_name,
-        }
-    return SessionState(status=status, expires_at=session.expires_at, instance=details)
+def load_state(session_id: str) -> TerminalState | None:
+    return session_terminal_state(session_id=session_id)
 
 
 class ControlError(ValueError):
@@ -140,7 +103,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NO_SESSION)
             return
         if state.ended:
-            await self.send_status(state.status, self.ended_message(state.status))
+            await self.send_status(state.status, ENDINGS[state.status].message)
             await self.close(code=CLOSE_SESSION_ENDED)
             return
         if self.channel_layer is not None:
@@ -158,18 +121,18 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     # --- Following the session ----------------------------------------------------
 
-    async def follow_session(self, state: SessionState | None) -> None:
+    async def follow_session(self, state: TerminalState | None) -> None:
         """Report the instance's status, attach once it runs, end with the session."""
         reported = None
         while True:
             if state is None or state.ended:
                 status = state.status if state else "closed"
-                await self.end(status, self.ended_message(status))
+                await self.end(status, ENDINGS[status].message)
                 return
-            instance = state.instance or {"status": Instance.Status.PENDING}
-            status = instance["status"]
+            instance = state.instance
+            status = instance.status if instance else Instance.Status.PENDING
             if status == Instance.Status.FAILED:
-                await self.send_status("failed", instance.get("error") or "The instance could not be started.")
+                await self.send_status("failed", instance.error or ENDINGS["failed"].message)
                 await self.close(code=CLOSE_INSTANCE_FAILED)
                 return
             if status == Instance.Status.RUNNING and self.viewer is None:
@@ -177,7 +140,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 if self.viewer is None:
                     status = "reconnecting"
             if status != reported:
-                await self.send_status(status, STATUS_MESSAGES.get(status, "Reconnecting to the instance…"), instance)
+                await self.send_status(status, INSTANCE_STATUS_MESSAGES[status], instance)
                 reported = status
             delay = POLL_WHILE_RUNNING if self.viewer else POLL_WHILE_STARTING
             with contextlib.suppress(TimeoutError):
@@ -185,11 +148,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             self.wake.clear()
             state = await load_state(self.session_id)
 
-    async def join_terminal(self, instance: dict) -> None:
+    async def join_terminal(self, instance: Instance) -> None:
         try:
-            self.viewer = await registry.join(
-                self.session_id, instance["container"], send=self.send_output, on_end=self.terminal_ended
-            )
+            self.viewer = await registry.join(instance, send=self.send_output, on_end=self.terminal_ended)
         except Exception as exc:
             logger.info("session %s: cannot attach to the instance yet: %s", self.session_id, exc)
             await asyncio.sleep(1)
@@ -216,10 +177,6 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         await self.send_status(status, message)
         await self.close(code=CLOSE_SESSION_ENDED)
 
-    @staticmethod
-    def ended_message(status: str) -> str:
-        return "The session has expired." if status == "expired" else "The session is closed."
-
     # --- Messages to the browser ------------------------------------------------
 
     async def send_output(self, data: bytes) -> None:
@@ -227,10 +184,15 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         metrics.count_output(len(data))
         await self.send(bytes_data=data)
 
-    async def send_status(self, status: str, message: str, instance: dict | None = None) -> None:
+    async def send_status(self, status: str, message: str, instance: Instance | None = None) -> None:
         event = {"type": "status", "status": status, "message": message}
-        if instance and instance.get("name"):
-            event["instance"] = {key: instance.get(key) for key in ("name", "hostname", "ip_address", "status")}
+        if instance is not None:
+            event["instance"] = {
+                "name": instance.name,
+                "hostname": instance.hostname,
+                "ip_address": instance.ip_address,
+                "status": instance.status,
+            }
         await self.send(text_data=json.dumps(event))
 
     async def send_error(self, message: str) -> None:

@@ -1,9 +1,10 @@
 """The byte pump between an instance's TTY and the browsers that show it.
 
 Each web process keeps one TerminalHub per session that has viewers there:
-one attach to the container's own TTY, shared by all of the process's viewers
-of that session. Docker lets several clients attach to one TTY, so hubs in
-other processes see the same output and feed the same shell.
+one attachment to the instance's own TTY (through the backend: attach and
+resize), shared by all of the process's viewers of that session. Several
+attachments share one TTY, so hubs in other processes see the same output
+and feed the same shell.
 
 Hubs of one session coordinate through the channel layer, with low-rate
 messages only:
@@ -28,7 +29,8 @@ from collections.abc import Awaitable, Callable
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from terminals.docker_attach import attach_tty, resize_tty
+from sessions_app.backends import get_backend
+from sessions_app.models import Instance
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +109,10 @@ class Viewer:
 
 
 class TerminalHub:
-    def __init__(self, session_id: str, container: str, on_end: Callable[[], None]) -> None:
-        self.session_id = session_id
-        self.container = container
+    def __init__(self, instance: Instance, on_end: Callable[[], None]) -> None:
+        self.session_id = instance.session_id
+        self.instance = instance
+        self.backend = get_backend()
         self.viewers: list[Viewer] = []
         self.can_read = asyncio.Event()
         self.can_read.set()
@@ -127,7 +130,8 @@ class TerminalHub:
     # --- Life cycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        self.reader, self.writer = await attach_tty(self.container)
+        tty = await self.backend.attach(self.instance)
+        self.reader, self.writer = tty.reader, tty.writer
         self._tasks.append(asyncio.create_task(self._pump()))
         self._tasks.append(asyncio.create_task(self._resizer()))
         self._tasks.append(asyncio.create_task(self._default_size()))
@@ -253,8 +257,8 @@ class TerminalHub:
                         # Nothing to replay (a new hub after a restart of the
                         # web process): make the shell or the program in it
                         # redraw, by changing the size, which signals it.
-                        await resize_tty(self.container, cols=size[0], rows=size[1] + 1)
-                    await resize_tty(self.container, cols=size[0], rows=size[1])
+                        await self.backend.resize(self.instance, cols=size[0], rows=size[1] + 1)
+                    await self.backend.resize(self.instance, cols=size[0], rows=size[1])
                     self._applied_size = size
                 except Exception as exc:  # the container may be going away
                     logger.info("session %s: resize failed: %s", self.session_id, exc)
@@ -265,7 +269,7 @@ class TerminalHub:
         # says its size still gets a shell.
         await asyncio.sleep(DEFAULT_SIZE_AFTER)
         if self._applied_size is None and self.wanted_size() is None:
-            await resize_tty(self.container, cols=DEFAULT_SIZE[0], rows=DEFAULT_SIZE[1])
+            await self.backend.resize(self.instance, cols=DEFAULT_SIZE[0], rows=DEFAULT_SIZE[1])
             self._applied_size = DEFAULT_SIZE
 
     # --- Peers in other web processes ------------------------------------------
@@ -314,13 +318,14 @@ class HubRegistry:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def join(
-        self, session_id: str, container: str, send: Callable[[bytes], Awaitable[None]], on_end: Callable[[], None]
+        self, instance: Instance, send: Callable[[bytes], Awaitable[None]], on_end: Callable[[], None]
     ) -> Viewer:
+        session_id = instance.session_id
         lock = self._locks.setdefault(session_id, asyncio.Lock())
         async with lock:
             hub = self.hubs.get(session_id)
             if hub is None or hub.ended:
-                hub = TerminalHub(session_id, container, on_end=lambda: self._ended(hub))
+                hub = TerminalHub(instance, on_end=lambda: self._ended(hub))
                 await hub.start()
                 self.hubs[session_id] = hub
             viewer = hub.add_viewer(send)

@@ -5,6 +5,7 @@ keeps no state of its own that the database does not also hold: every method
 must work in a fresh process, after a crash, and when called twice.
 """
 
+import asyncio
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -53,6 +54,28 @@ class PollResult(StrEnum):
     MISSING = "missing"  # nothing of the instance exists
 
 
+@dataclass(frozen=True)
+class Poll:
+    state: PollResult
+    ip_address: str | None = None  # where it runs now; None unless RUNNING
+
+
+class AttachError(Exception):
+    """The instance's TTY cannot be reached (not running, engine unreachable)."""
+
+
+@dataclass(frozen=True)
+class Tty:
+    """An attached TTY: output arrives on `reader`, input goes to `writer`.
+
+    The writer takes bytes (write, then `await drain()`) and `close()` ends
+    this attachment only; the instance and its shell go on.
+    """
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+
 class Backend:
     """Runs one DIND instance per session.
 
@@ -64,14 +87,10 @@ class Backend:
         TransientBackendError when a retry may succeed and BackendError when
         it will not; in both cases whatever was created stays in place for
         the next attempt or for remove().
-    stop(instance)
-        Stop the container, keeping it and its data. Stopping a missing or
-        stopped container is not an error.
     poll(instance)
-        Report whether the container runs, exists stopped, or is missing.
-    address(instance)
-        The instance's IP address now (it may change when the engine
-        restarts its container), or None.
+        Report whether the container runs, exists stopped, or is missing,
+        and, when it runs, its IP address now (it changes when the engine
+        restarts the container).
     remove(instance)
         Remove the container, its volume and its network. Returns once they
         are gone; removing what is already gone is not an error. Raises
@@ -86,18 +105,24 @@ class Backend:
         session are not saved. start() of the real instance later adopts what
         it made. Returns False for a backend that has nothing to gain from
         it. What it makes counts in sessions_present().
+
+    The terminal's two methods are coroutines, for the web process's event loop:
+
+    attach(instance)
+        Attach to the running instance's own TTY and return a Tty. Several
+        attachments share the one TTY: each sees all output from the moment
+        it attached, and input from any reaches the shell. The reader ends
+        (EOF) when the container stops or is removed. Raises AttachError
+        when the instance does not run or its engine cannot be reached.
+    resize(instance, cols, rows)
+        Set the TTY's size, which every attachment shares. Raises
+        AttachError like attach().
     """
 
     def start(self, instance: "Instance") -> StartResult:
         raise NotImplementedError
 
-    def stop(self, instance: "Instance") -> None:
-        raise NotImplementedError
-
-    def poll(self, instance: "Instance") -> PollResult:
-        raise NotImplementedError
-
-    def address(self, instance: "Instance") -> str | None:
+    def poll(self, instance: "Instance") -> Poll:
         raise NotImplementedError
 
     def remove(self, instance: "Instance") -> None:
@@ -111,3 +136,9 @@ class Backend:
 
     def prepare(self, instance: "Instance") -> bool:
         return False
+
+    async def attach(self, instance: "Instance") -> Tty:
+        raise NotImplementedError
+
+    async def resize(self, instance: "Instance", *, cols: int, rows: int) -> None:
+        raise NotImplementedError

@@ -11,9 +11,9 @@ device now sits at its old number. Its container then fails to start, and the
 reconciler provisions it again, which attaches its disk anew.
 
 This needs the platform to run as root on the Docker host itself (loop
-devices, and paths the engine resolves). Where it cannot, `available()` says
-why and the backend falls back to an unbounded volume (PLAYGROUND_BOUND_DISKS
-"auto"), or refuses to start instances ("on").
+devices, and paths the engine resolves). Where it cannot,
+`unavailable_reason()` says why, and the backend falls back to an unbounded
+volume (PLAYGROUND_BOUND_DISKS "auto") or refuses to start instances ("on").
 """
 
 import contextlib
@@ -29,10 +29,11 @@ from pathlib import Path
 
 from django.conf import settings
 
+from sessions_app.models import is_plain_name
+
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".img"
-SESSION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 MIN_SIZE = 64 << 20  # ext4 with a journal and room for at least one small image
 
@@ -118,14 +119,14 @@ class LoopDisks:
         return {
             path.name.removesuffix(SUFFIX)
             for path in self.directory.iterdir()
-            if path.name.endswith(SUFFIX) and SESSION_NAME.match(path.name.removesuffix(SUFFIX))
+            if path.name.endswith(SUFFIX) and is_plain_name(path.name.removesuffix(SUFFIX))
         }
 
     # --- Helpers --------------------------------------------------------------------
 
     @staticmethod
     def _checked(session_id: str) -> str:
-        if not SESSION_NAME.match(session_id):
+        if not is_plain_name(session_id):
             raise DiskError(f"not a session id: {session_id!r}")
         return session_id
 

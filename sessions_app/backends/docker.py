@@ -3,16 +3,21 @@
 `start` is broken into steps that a subclass may override, in the order they
 run: ensure_network, ensure_volume, ensure_container, ensure_running,
 wait_until_ready, read_address.
+
+This module is the platform's only way to Docker: the terminal attaches
+through the backend, and the health checks and the image build take their
+client from docker_client().
 """
 
+import asyncio
 import contextlib
 import fcntl
 import functools
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import docker
 import requests
@@ -23,13 +28,16 @@ from docker.models.networks import Network
 from docker.types import LogConfig
 
 from sessions_app.backends.base import (
+    AttachError,
     Backend,
     BackendError,
     DaemonNotReady,
     ImageMissing,
+    Poll,
     PollResult,
     StartResult,
     TransientBackendError,
+    Tty,
 )
 from sessions_app.backends.disks import DiskError, LoopDisks
 from sessions_app.models import Instance
@@ -43,6 +51,13 @@ LABEL_PLAYGROUND = "org.playground.playground"
 LABEL_INSTANCE = "org.playground.instance"
 
 INNER_DOCKER_DIR = "/var/lib/docker"
+# The Engine API version the terminal's own HTTP requests speak (Docker 20.10 and later).
+ATTACH_API_VERSION = "v1.41"
+
+
+def docker_client(*, timeout: float = 30) -> docker.DockerClient:
+    """A client of the engine that runs instances (settings.DOCKER_HOST)."""
+    return docker.DockerClient(base_url=settings.DOCKER_HOST, timeout=timeout)
 
 
 def resource_names(session_id: str) -> dict[str, str]:
@@ -71,6 +86,12 @@ class Stopwatch:
         return ", ".join(f"{step} {seconds:.2f}s" for step, seconds in self.laps)
 
 
+def _ip_address(container: Container, network_name: str) -> str | None:
+    """The container's address on its session's network, from its last inspection."""
+    networks = container.attrs["NetworkSettings"]["Networks"]
+    return (networks.get(network_name) or {}).get("IPAddress") or None
+
+
 def _is_transient(exc: Exception) -> bool:
     if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
         return True
@@ -95,8 +116,8 @@ class DockerBackend(Backend):
     _lock = threading.Lock()
 
     def __init__(self) -> None:
-        self.client = docker.from_env(timeout=30)
-        self.docker_host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        self.client = docker_client(timeout=30)
+        self.docker_host = settings.DOCKER_HOST
         self.disks = LoopDisks()
 
     # --- Interface ------------------------------------------------------------
@@ -131,33 +152,17 @@ class DockerBackend(Backend):
             ip_address=ip_address,
         )
 
-    def stop(self, instance: Instance) -> None:
-        try:
-            self.client.containers.get(resource_names(instance.session_id)["container"]).stop(timeout=5)
-        except NotFound:
-            pass
-        except (DockerException, requests.exceptions.RequestException) as exc:
-            raise self._translate(exc, "stop", instance) from exc
-
-    def poll(self, instance: Instance) -> PollResult:
-        try:
-            container = self.client.containers.get(resource_names(instance.session_id)["container"])
-        except NotFound:
-            return PollResult.MISSING
-        except (DockerException, requests.exceptions.RequestException) as exc:
-            raise self._translate(exc, "poll", instance) from exc
-        return PollResult.RUNNING if container.status == "running" else PollResult.STOPPED
-
-    def address(self, instance: Instance) -> str | None:
+    def poll(self, instance: Instance) -> Poll:
         names = resource_names(instance.session_id)
         try:
             container = self.client.containers.get(names["container"])
         except NotFound:
-            return None
+            return Poll(PollResult.MISSING)
         except (DockerException, requests.exceptions.RequestException) as exc:
-            raise self._translate(exc, "inspect", instance) from exc
-        networks = container.attrs["NetworkSettings"]["Networks"]
-        return (networks.get(names["network"]) or {}).get("IPAddress") or None
+            raise self._translate(exc, "poll", instance) from exc
+        if container.status != "running":
+            return Poll(PollResult.STOPPED)
+        return Poll(PollResult.RUNNING, _ip_address(container, names["network"]))
 
     def remove(self, instance: Instance) -> None:
         self.remove_orphan(instance.session_id)
@@ -427,8 +432,59 @@ class DockerBackend(Backend):
 
     def read_address(self, container: Container, network: Network) -> str | None:
         container.reload()
-        networks = container.attrs["NetworkSettings"]["Networks"]
-        return (networks.get(network.name) or {}).get("IPAddress") or None
+        return _ip_address(container, network.name)
+
+    # --- The terminal -----------------------------------------------------------
+
+    async def attach(self, instance: Instance) -> Tty:
+        """Attach to the container's TTY (see Backend).
+
+        The Docker SDK is synchronous, and a terminal needs a socket the event
+        loop can read and write: the attach request, a single HTTP upgrade,
+        is made here on an asyncio connection to the same engine. The stream
+        after the upgrade is the raw TTY, unframed because the container has
+        a TTY.
+        """
+        container = self._container_name(instance)
+        try:
+            reader, writer = await self._open_engine_connection()
+        except OSError as exc:
+            raise AttachError(f"cannot reach the Docker engine at {self.docker_host}: {exc}") from exc
+        writer.write(
+            (
+                f"POST /{ATTACH_API_VERSION}/containers/{container}/attach?stream=1&stdin=1&stdout=1&stderr=1 "
+                "HTTP/1.1\r\nHost: docker\r\nUpgrade: tcp\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n"
+            ).encode()
+        )
+        try:
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            writer.close()
+            raise AttachError(f"attach to {container} failed: {exc}") from exc
+        status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        if " 101 " not in status_line and " 200 " not in status_line:
+            writer.close()
+            raise AttachError(f"attach to {container} refused: {status_line}")
+        return Tty(reader=reader, writer=writer)
+
+    async def resize(self, instance: Instance, *, cols: int, rows: int) -> None:
+        try:
+            await asyncio.to_thread(self.client.api.resize, self._container_name(instance), height=rows, width=cols)
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise AttachError(f"resize of {self._container_name(instance)} failed: {exc}") from exc
+
+    @staticmethod
+    def _container_name(instance: Instance) -> str:
+        return instance.container_name or resource_names(instance.session_id)["container"]
+
+    async def _open_engine_connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        url = urlsplit(self.docker_host)
+        if url.scheme == "unix":
+            return await asyncio.open_unix_connection(url.path, limit=1 << 20)
+        if url.scheme in ("tcp", "http"):
+            return await asyncio.open_connection(url.hostname or "127.0.0.1", url.port or 2375, limit=1 << 20)
+        raise AttachError(f"terminals need DOCKER_HOST as unix:// or tcp:// (without TLS), not {url.scheme}://")
 
     # --- Removal --------------------------------------------------------------
 

@@ -4,12 +4,53 @@ The siblings of FakeBackend fail in the ways a real engine does, so tests can
 see what users see when provisioning goes wrong.
 """
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
 
-from sessions_app.backends.base import Backend, ImageMissing, PollResult, StartResult, TransientBackendError
+from sessions_app.backends.base import (
+    AttachError,
+    Backend,
+    ImageMissing,
+    Poll,
+    PollResult,
+    StartResult,
+    TransientBackendError,
+    Tty,
+)
 from sessions_app.models import Instance
+
+
+class FakeAttachment:
+    """One attachment to a fake TTY. Fed through its event loop, so that a
+    service running in another thread (a removal) may end it."""
+
+    def __init__(self, container: "FakeContainer") -> None:
+        self.container = container
+        self.loop = asyncio.get_running_loop()
+        self.reader = asyncio.StreamReader()
+
+    def feed(self, data: bytes) -> None:
+        self.loop.call_soon_threadsafe(self.reader.feed_data, data)
+
+    def end(self) -> None:
+        self.loop.call_soon_threadsafe(self.reader.feed_eof)
+
+    # The writer's side (see base.Tty): what is typed is echoed to every
+    # attachment, as a terminal does.
+
+    def write(self, data: bytes) -> None:
+        self.container.typed += data
+        self.container.output(data)
+
+    async def drain(self) -> None:
+        return None
+
+    def close(self) -> None:
+        if self in self.container.attachments:
+            self.container.attachments.remove(self)
+        self.end()
 
 
 @dataclass
@@ -18,6 +59,21 @@ class FakeContainer:
     running: bool = True
     starts: int = 0
     address: str | None = None
+    size: tuple[int, int] | None = None  # (cols, rows) of its TTY
+    typed: bytes = b""  # everything written to its TTY
+    attachments: list[FakeAttachment] = field(default_factory=list)
+
+    def output(self, data: bytes) -> None:
+        """Something the "shell" prints: every attachment sees it."""
+        for attachment in self.attachments:
+            attachment.feed(data)
+
+    def stop(self) -> None:
+        """The container stops: every attachment ends."""
+        self.running = False
+        for attachment in self.attachments:
+            attachment.end()
+        self.attachments.clear()
 
 
 @dataclass
@@ -54,22 +110,13 @@ class FakeBackend(Backend):
             ip_address=container.address,
         )
 
-    def stop(self, instance: Instance) -> None:
-        with engine.lock:
-            engine.calls.append(("stop", instance.session_id))
-            container = engine.containers.get(f"playground-{instance.session_id}")
-            if container:
-                container.running = False
-
-    def poll(self, instance: Instance) -> PollResult:
+    def poll(self, instance: Instance) -> Poll:
         container = engine.containers.get(f"playground-{instance.session_id}")
         if container is None:
-            return PollResult.MISSING
-        return PollResult.RUNNING if container.running else PollResult.STOPPED
-
-    def address(self, instance: Instance) -> str | None:
-        container = engine.containers.get(f"playground-{instance.session_id}")
-        return container.address if container else None
+            return Poll(PollResult.MISSING)
+        if not container.running:
+            return Poll(PollResult.STOPPED)
+        return Poll(PollResult.RUNNING, container.address)
 
     def remove(self, instance: Instance) -> None:
         self.remove_orphan(instance.session_id)
@@ -77,7 +124,9 @@ class FakeBackend(Backend):
     def remove_orphan(self, session_id: str) -> None:
         with engine.lock:
             engine.calls.append(("remove", session_id))
-            engine.containers.pop(f"playground-{session_id}", None)
+            container = engine.containers.pop(f"playground-{session_id}", None)
+        if container is not None:
+            container.stop()
 
     def sessions_present(self) -> set[str]:
         return {name.removeprefix("playground-") for name in engine.containers}
@@ -86,6 +135,22 @@ class FakeBackend(Backend):
         engine.calls.append(("prepare", instance.session_id))
         self.start(instance)
         return True
+
+    async def attach(self, instance: Instance) -> Tty:
+        container = self._running(instance)
+        attachment = FakeAttachment(container)
+        container.attachments.append(attachment)
+        return Tty(reader=attachment.reader, writer=attachment)
+
+    async def resize(self, instance: Instance, *, cols: int, rows: int) -> None:
+        self._running(instance).size = (cols, rows)
+
+    @staticmethod
+    def _running(instance: Instance) -> FakeContainer:
+        container = engine.containers.get(f"playground-{instance.session_id}")
+        if container is None or not container.running:
+            raise AttachError(f"the instance of session {instance.session_id} does not run")
+        return container
 
 
 class FailingBackend(FakeBackend):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from sessions_app.reconciliation import instances_reconcile
+from sessions_app.services import instances_reconcile
 
 
 class Command(BaseCommand):

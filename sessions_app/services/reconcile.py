@@ -12,13 +12,17 @@ Runs when a worker starts and then every minute. What it decides:
 - An instance stuck in pending or provisioning (its job lost with a broker,
   or its worker killed) is handed to a worker again, within the same limit.
 - An instance stuck terminating is handed to the teardown again.
-- Prepared sessions (instances started ahead, see services.sessions_prepare)
-  are kept; those made with limits their playground no longer has, those
-  beyond PLAYGROUND_PREPARED_SESSIONS, and those whose instance is not
-  running are removed (the refill makes new ones).
+- Prepared sessions (instances started ahead, see services.prepared) are
+  kept; those made with limits their playground no longer has, those beyond
+  PLAYGROUND_PREPARED_SESSIONS, and those whose instance is not running are
+  removed (the refill makes new ones).
 - A running instance whose address changed (its container restarted with the
   engine: instances have a restart policy, so they come back) gets its new
   address recorded.
+
+It reads Docker through the backend and changes the database only through
+the instance services, whose compare-and-set lets a worker that changed an
+instance meanwhile win.
 """
 
 import logging
@@ -29,10 +33,11 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from sessions_app import services, tasks
 from sessions_app.backends import get_backend
 from sessions_app.backends.base import PollResult
 from sessions_app.models import Instance, PreparedSession, Session
+from sessions_app.services.instances import instance_fail, instance_readdress, instance_requeue, instance_retry_teardown
+from sessions_app.services.prepared import prepared_session_remove, sessions_unprepare
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +68,7 @@ def instances_reconcile() -> Report:
     _revive_lost_instances(report)
     _retry_stuck_instances(report)
     _retry_teardowns(report)
-    report.removed.extend(services.sessions_unprepare(keep=settings.PLAYGROUND_PREPARED_SESSIONS))
+    report.removed.extend(sessions_unprepare(keep=settings.PLAYGROUND_PREPARED_SESSIONS))
     _remove_dead_prepared(report)
     if report:
         logger.info("reconciled: %s", {key: value for key, value in vars(report).items() if value})
@@ -90,9 +95,9 @@ def _remove_dead_prepared(report: Report) -> None:
     """A prepared instance that stopped or vanished is not handed out: it goes, and the refill makes another."""
     backend = get_backend()
     for prepared in PreparedSession.objects.filter(ready=True).select_related("playground"):
-        if backend.poll(prepared.instance()) != PollResult.RUNNING:
+        if backend.poll(prepared.instance()).state != PollResult.RUNNING:
             logger.warning("session %s: the prepared instance is not running; removing it", prepared.pk)
-            services.prepared_session_remove(backend, prepared.pk)
+            prepared_session_remove(session_id=prepared.pk)
             report.removed.append(prepared.pk)
 
 
@@ -102,16 +107,14 @@ def _revive_lost_instances(report: Report) -> None:
         "session"
     )
     for instance in running:
-        state = backend.poll(instance)
-        if state == PollResult.RUNNING:
+        found = backend.poll(instance)
+        if found.state == PollResult.RUNNING:
             # After the engine restarted it, the container may have a new address.
-            address = backend.address(instance)
-            if address and address != instance.ip_address:
-                Instance.objects.filter(pk=instance.pk, status=Status.RUNNING).update(ip_address=address)
+            if found.ip_address and instance_readdress(instance_id=instance.pk, ip_address=found.ip_address):
                 report.readdressed.append(instance.session_id)
             continue
-        logger.warning("session %s: the instance's container is %s", instance.session_id, state)
-        _provision_again(instance, report.reprovisioned, report, from_status=Status.RUNNING)
+        logger.warning("session %s: the instance's container is %s", instance.session_id, found.state)
+        _provision_again(instance, report.reprovisioned, report)
 
 
 def _retry_stuck_instances(report: Report) -> None:
@@ -122,26 +125,25 @@ def _retry_stuck_instances(report: Report) -> None:
     )
     for instance in stuck:
         logger.warning("session %s: the instance is stuck %s", instance.session_id, instance.status)
-        _provision_again(instance, report.retried, report, from_status=instance.status)
+        _provision_again(instance, report.retried, report)
 
 
 def _retry_teardowns(report: Report) -> None:
     for instance in Instance.objects.filter(status=Status.TERMINATING):
-        tasks.teardown_instance.delay(instance.pk)
-        report.torn_down.append(instance.session_id)
+        if instance_retry_teardown(instance_id=instance.pk):
+            report.torn_down.append(instance.session_id)
 
 
-def _provision_again(instance: Instance, bucket: list[str], report: Report, *, from_status: str) -> None:
+def _provision_again(instance: Instance, bucket: list[str], report: Report) -> None:
+    # Only from the status it was seen in: if a worker changed it meanwhile, the worker wins.
     if instance.attempts >= MAX_ATTEMPTS:
-        Instance.objects.filter(pk=instance.pk, status=from_status).update(status=Status.PENDING)
-        services.instance_fail(
+        if instance_fail(
             instance_id=instance.pk,
             message="The instance stopped and could not be brought back.",
             reason="lost",
-        )
-        report.failed.append(instance.session_id)
+            from_statuses=[instance.status],
+        ):
+            report.failed.append(instance.session_id)
         return
-    # Compare-and-set: if a worker changed the instance meanwhile, it wins.
-    if Instance.objects.filter(pk=instance.pk, status=from_status).update(status=Status.PENDING):
-        tasks.provision_instance.delay(instance.pk)
+    if instance_requeue(instance_id=instance.pk, from_statuses=[instance.status]):
         bucket.append(instance.session_id)

@@ -1,0 +1,69 @@
+"""Every change to sessions and instances goes through these functions.
+
+Views, admin actions, consumers, tasks and commands parse their input and
+call one of them. Docker is never called inside a database transaction: the
+services that need Docker are the ones run by Celery tasks, and they change
+state with compare-and-set updates (`from_statuses=`), so two workers racing
+on one instance cannot both win.
+
+- sessions: open (with its limits), close, extend, touch, reap.
+- instances: create, remove, provision, fail, tear down, replace, and the
+  status changes the reconciler asks for.
+- prepared: the pool of sessions whose instance is started ahead of demand.
+- reconcile: bring Docker and the database back in line.
+
+Services enqueue Celery tasks after commit; tasks import services inside
+their bodies, so no module imports one that imports it back.
+"""
+
+from sessions_app.services.instances import (
+    instance_create,
+    instance_fail,
+    instance_provision,
+    instance_readdress,
+    instance_remove,
+    instance_replace,
+    instance_reprovision,
+    instance_requeue,
+    instance_retry_teardown,
+    instance_teardown,
+    provisioning_is_full,
+)
+from sessions_app.services.prepared import (
+    prepared_session_remove,
+    prepared_spec,
+    sessions_prepare,
+    sessions_unprepare,
+)
+from sessions_app.services.reconcile import instances_reconcile
+from sessions_app.services.sessions import (
+    session_close,
+    session_create,
+    session_extend,
+    session_touch,
+    sessions_reap_expired,
+)
+
+__all__ = [
+    "instance_create",
+    "instance_fail",
+    "instance_provision",
+    "instance_readdress",
+    "instance_remove",
+    "instance_replace",
+    "instance_reprovision",
+    "instance_requeue",
+    "instance_retry_teardown",
+    "instance_teardown",
+    "instances_reconcile",
+    "prepared_session_remove",
+    "prepared_spec",
+    "provisioning_is_full",
+    "session_close",
+    "session_create",
+    "session_extend",
+    "session_touch",
+    "sessions_prepare",
+    "sessions_reap_expired",
+    "sessions_unprepare",
+]
