@@ -36,4 +36,12 @@ class Transport(filesystem.Transport):
     Channel = Channel
 
 
-TRANSPORT_ALIASES[SCHEME] = "playground.broker:Transport"
+def register(folders: dict[str, str]) -> None:
+    """Make the broker's folders and let kombu find the transport by its scheme.
+
+    Called when the app starts (sessions_app.apps), in every process that
+    sends or takes tasks.
+    """
+    for folder in set(folders.values()):
+        os.makedirs(folder, exist_ok=True)
+    TRANSPORT_ALIASES[SCHEME] = "playground.broker:Transport"

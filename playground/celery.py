@@ -2,8 +2,6 @@ import os
 
 from celery import Celery
 
-import playground.broker  # noqa: F401  (registers the embedded broker's transport)
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
 
 app = Celery("playground")

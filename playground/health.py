@@ -18,17 +18,15 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-import terminals.metrics  # noqa: F401  (defines this process's terminal metrics)
 from playground.celery import app as celery_app
-from sessions_app import metrics as sessions_metrics
+from sessions_app.backends.docker import docker_client
+from sessions_app.errors import error_body
 
 logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT = 2.0  # seconds each readiness check may take
 MAX_ERROR_LENGTH = 200
 SAFE_METHODS = ("GET", "HEAD")
-
-sessions_metrics.register(REGISTRY)
 
 
 # --- Readiness checks -----------------------------------------------------------
@@ -63,7 +61,7 @@ def check_broker(timeout: float) -> None:
 
 
 def check_docker(timeout: float) -> None:
-    client = docker.from_env(timeout=timeout)
+    client = docker_client(timeout=timeout)
     try:
         client.ping()
     finally:
@@ -71,7 +69,7 @@ def check_docker(timeout: float) -> None:
 
 
 def check_dind_image(timeout: float) -> None:
-    client = docker.from_env(timeout=timeout)
+    client = docker_client(timeout=timeout)
     try:
         client.images.get(settings.PLAYGROUND_DIND_IMAGE)
     except docker.errors.ImageNotFound:
@@ -117,7 +115,7 @@ async def run_check(name: str, check: Callable[[float], None], timeout: float, e
 
 def method_not_allowed(request: HttpRequest) -> JsonResponse:
     response = JsonResponse(
-        {"error": "method_not_allowed", "message": f"Method {request.method} is not allowed here."}, status=405
+        error_body("method_not_allowed", f"Method {request.method} is not allowed here."), status=405
     )
     response["Allow"] = ", ".join(SAFE_METHODS)
     return response

@@ -42,6 +42,16 @@ def env_float(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
 
 
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}") from None
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -158,7 +168,7 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
 # Browsers remember HSTS for this long and then refuse plain HTTP to the host,
 # so it stays 0 until TLS is known to work (then e.g. 31536000, a year).
-SECURE_HSTS_SECONDS = int(env_float("SECURE_HSTS_SECONDS", 0))
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 # No page of the platform is meant to be framed (clickjacking of Close session).
@@ -249,9 +259,9 @@ if REDIS_URL:
     }
 else:
     # No server needed: kombu's filesystem transport, polled often enough
-    # that a task starts within a few tens of milliseconds.
-    for folder in ("queue", "processed", "control"):
-        (CELERY_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    # that a task starts within a few tens of milliseconds. Its folders are
+    # made, and the transport registered, when the app starts
+    # (sessions_app.apps).
     CELERY_BROKER_URL = "playground-filesystem://"  # see playground/broker.py
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
@@ -261,7 +271,7 @@ else:
         "store_processed": False,
         "polling_interval": 0.02,
     }
-# Workers log through LOGGING above, so their lines carry the session id too.
+# Workers log through LOGGING (below), so their lines carry the session id too.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_IGNORE_RESULT = True
@@ -303,15 +313,16 @@ else:
 # as "N/sec|min|hour|day"; beyond it 429.
 PLAYGROUND_SESSION_RATE = env_str("PLAYGROUND_SESSION_RATE", "10/min")
 # Sessions one client may have open.
-PLAYGROUND_MAX_SESSIONS_PER_CLIENT = int(env_float("PLAYGROUND_MAX_SESSIONS_PER_CLIENT", 5))
+PLAYGROUND_MAX_SESSIONS_PER_CLIENT = env_int("PLAYGROUND_MAX_SESSIONS_PER_CLIENT", 5)
 # Sessions open at once on the Docker host; beyond it new ones get 503.
-PLAYGROUND_MAX_SESSIONS = int(env_float("PLAYGROUND_MAX_SESSIONS", 100))
+PLAYGROUND_MAX_SESSIONS = env_int("PLAYGROUND_MAX_SESSIONS", 100)
 # Instances being provisioned at once, across all workers; more wait their turn.
-PLAYGROUND_MAX_PROVISIONING = int(env_float("PLAYGROUND_MAX_PROVISIONING", 20))
-# Sessions whose network is made ahead of time (PreparedSession): that many
-# sessions opened at once do not wait for the engine to make their networks
-# one by one. Each is an idle bridge network on the Docker host.
-PLAYGROUND_PREPARED_SESSIONS = int(env_float("PLAYGROUND_PREPARED_SESSIONS", 20))
+PLAYGROUND_MAX_PROVISIONING = env_int("PLAYGROUND_MAX_PROVISIONING", 20)
+# Sessions whose instance is started ahead of demand (PreparedSession): that
+# many sessions opened at once start in a fraction of a second instead of
+# queueing in the engine. Each is an idle running instance (its memory, a
+# bridge network) on top of PLAYGROUND_MAX_SESSIONS.
+PLAYGROUND_PREPARED_SESSIONS = env_int("PLAYGROUND_PREPARED_SESSIONS", 20)
 # Whether creating a session needs a logged-in user or an API token.
 PLAYGROUND_REQUIRE_LOGIN = env_bool("PLAYGROUND_REQUIRE_LOGIN", False)
 # Request bodies are small JSON; anything larger is refused with 413.
@@ -324,6 +335,9 @@ if REDIS_URL:
 
 # --- Playground instances ---------------------------------------------------
 
+# The Docker engine that runs instances (the Docker SDK's own variable), read
+# here once: the backend, the terminal and the health checks all use this.
+DOCKER_HOST = env_str("DOCKER_HOST", "unix:///var/run/docker.sock")
 # The backend that runs instances; tests swap in sessions_app.backends.fake.
 PLAYGROUND_BACKEND = env_str("PLAYGROUND_BACKEND", "sessions_app.backends.docker.DockerBackend")
 PLAYGROUND_DIND_IMAGE = env_str("PLAYGROUND_DIND_IMAGE", "playground-dind:latest")

@@ -52,6 +52,11 @@ class InstanceNotFound(PlaygroundError):
     message = "This session has no instance of that name."
 
 
+class SessionHasNoInstance(PlaygroundError):
+    reason = "no_instance"
+    message = "This session has no instance."
+
+
 class SessionClosed(PlaygroundError):
     reason = "session_closed"
     message = "This session is closed."
@@ -85,6 +90,7 @@ _STATUS_BY_ERROR: list[tuple[type[PlaygroundError], int]] = [
     (InvalidRequest, status.HTTP_400_BAD_REQUEST),
     (SessionNotFound, status.HTTP_404_NOT_FOUND),
     (InstanceNotFound, status.HTTP_404_NOT_FOUND),
+    (SessionHasNoInstance, status.HTTP_404_NOT_FOUND),
     (SessionClosed, status.HTTP_409_CONFLICT),
     (CannotExtend, status.HTTP_409_CONFLICT),
     (TooManySessions, status.HTTP_429_TOO_MANY_REQUESTS),

@@ -1,7 +1,7 @@
 """The OpenAPI description of the REST API (served at /api/schema/ and /api/docs/).
 
-Every annotation lives here so that views.py stays plain: sessions_app/urls.py
-imports this module for its side effect, which applies the descriptions below
+Every annotation lives here so that views.py stays plain: the app imports
+this module when it starts (sessions_app.apps), which applies the descriptions below
 to the view classes. Error examples are built from the domain errors' own
 reasons and messages, so they cannot drift from what the API answers.
 """
@@ -291,7 +291,7 @@ extend_schema(
         404: _errors(
             "No such session (`session_not_found`), or it has no instance (`no_instance`).",
             SESSION_NOT_FOUND,
-            _example("The session has no instance", "no_instance", "This session has no instance."),
+            _domain_example(errors.SessionHasNoInstance, "The session has no instance"),
         ),
     },
 )(SessionViewSet.terminal)

@@ -2,7 +2,6 @@
 
 from django.urls import re_path
 
-from sessions_app import schema  # noqa: F401 (describes the views below in the OpenAPI schema)
 from sessions_app.views import InstanceViewSet, SessionViewSet
 
 SESSION = r"(?P<pk>[^/]+)"

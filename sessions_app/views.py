@@ -9,6 +9,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from playground.logcontext import set_session
 from sessions_app import selectors, services
+from sessions_app.errors import SessionHasNoInstance
 from sessions_app.serializers import (
     InstanceCreateSerializer,
     InstanceSerializer,
@@ -99,10 +100,7 @@ class SessionViewSet(SessionTaggedViewSet):
         session = selectors.session_get(session_id=pk)
         instance = selectors.session_instance(session=session)
         if instance is None:
-            return Response(
-                {"error": "no_instance", "message": "This session has no instance."},
-                status=status.HTTP_404_NOT_FOUND,
-            )
+            raise SessionHasNoInstance(log_message=f"session {pk} has no instance")
         return Response(TerminalSerializer(instance, context={"request": request}).data)
 
 

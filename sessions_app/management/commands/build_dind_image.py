@@ -4,6 +4,7 @@ import docker
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from sessions_app.backends.docker import docker_client
 from sessions_app.dind_image import DEFAULT_BASE_IMAGE, DEFAULT_TAG, DindImageError, build_dind_image
 
 
@@ -21,7 +22,7 @@ class Command(BaseCommand):
         tag = getattr(settings, "PLAYGROUND_DIND_IMAGE", DEFAULT_TAG)
         base_image = base or getattr(settings, "PLAYGROUND_DIND_BASE_IMAGE", DEFAULT_BASE_IMAGE)
         try:
-            client = docker.from_env()
+            client = docker_client(timeout=600)
             image_id = build_dind_image(
                 client=client, tag=tag, base_image=base_image, force=force, log=self.stdout.write
             )
