@@ -7,7 +7,9 @@ from django.views.decorators.http import require_safe
 
 from sessions_app import selectors
 from sessions_app.errors import SessionNotFound
+from sessions_app.messages import endings_for_page
 from sessions_app.serializers import SessionSerializer
+from terminals.consumers import FINAL_CLOSE_ENDINGS
 
 
 # The pages call the API with fetch(); the cookie lets them send X-CSRFToken,
@@ -31,5 +33,7 @@ def session(request: HttpRequest, session_id: str) -> HttpResponse:
         "instance": selectors.session_instance(session=found),
         # What GET /sessions/{id} would answer, so the page starts without a round trip.
         "session_data": SessionSerializer(found, context={"request": request}).data,
+        # What the page says when the session or its terminal ends: the same words as the server's.
+        "endings": {"endings": endings_for_page(), "final_closes": FINAL_CLOSE_ENDINGS},
     }
     return render(request, "terminals/session.html", context)

@@ -17,23 +17,6 @@
   const FONT_SIZE_DEFAULT = 14;
   const FONT_SIZE_MIN = 9;
   const FONT_SIZE_MAX = 32;
-  const FONT_FAMILY =
-    '"JetBrains Mono", "Fira Code", "Cascadia Mono", "SF Mono", Menlo, Consolas, ' +
-    '"DejaVu Sans Mono", "Liberation Mono", "Ubuntu Mono", monospace';
-
-  // Close codes after which reconnecting cannot help.
-  const FINAL_CLOSES = {
-    4403: { title: "Access refused", message: "The server refused this terminal connection." },
-    4404: { title: "No such session", message: "There is no session at this address." },
-    4410: { title: "Session ended", message: "This session is closed or has expired." },
-    4500: { title: "The Docker host could not start", message: "Something went wrong while starting it." },
-  };
-  // Statuses after which the session has no terminal any more.
-  const FINAL_STATUSES = {
-    failed: { title: "The Docker host could not start", message: "Something went wrong while starting it." },
-    closed: { title: "Session closed", message: "Its Docker host and everything on it have been removed." },
-    expired: { title: "Session expired", message: "It reached its time limit; its Docker host has been removed." },
-  };
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -58,6 +41,9 @@
     overlayDismiss: $("overlay-dismiss"),
   };
   const apiUrl = $("session-script").dataset.apiUrl;
+  // What to say when the session or its terminal ends, from the server's own
+  // table: {endings: {key: {title, message}}, final_closes: {code: key}}.
+  const { endings: ENDINGS, final_closes: FINAL_CLOSES } = JSON.parse($("endings").textContent);
 
   const state = {
     session: JSON.parse($("session-data").textContent),
@@ -71,37 +57,70 @@
   const encoder = new TextEncoder();
   const term = new Terminal({
     cursorBlink: true,
-    fontFamily: FONT_FAMILY,
+    fontFamily: cssVariable("--mono"),
     fontSize: loadFontSize(),
     lineHeight: 1.1,
     scrollback: 5000,
-    theme: {
-      background: "#0d1117",
-      foreground: "#e6edf3",
-      cursor: "#58a6ff",
-      cursorAccent: "#0d1117",
-      selectionBackground: "rgba(56, 139, 253, 0.4)",
-      black: "#484f58",
-      red: "#ff7b72",
-      green: "#3fb950",
-      yellow: "#d29922",
-      blue: "#58a6ff",
-      magenta: "#bc8cff",
-      cyan: "#39c5cf",
-      white: "#b1bac4",
-      brightBlack: "#6e7681",
-      brightRed: "#ffa198",
-      brightGreen: "#56d364",
-      brightYellow: "#e3b341",
-      brightBlue: "#79c0ff",
-      brightMagenta: "#d2a8ff",
-      brightCyan: "#56d4dd",
-      brightWhite: "#ffffff",
-    },
+    theme: terminalTheme(),
   });
   const fitAddon = new FitAddon.FitAddon();
   term.loadAddon(fitAddon);
   term.loadAddon(new WebLinksAddon.WebLinksAddon());
+
+  // The terminal's colours are the stylesheet's (--term-* in app.css).
+  function cssVariable(name) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  }
+
+  function terminalTheme() {
+    const names = [
+      "background", "foreground", "cursor", "cursorAccent", "selectionBackground",
+      "black", "red", "green", "yellow", "blue", "magenta", "cyan", "white",
+      "brightBlack", "brightRed", "brightGreen", "brightYellow",
+      "brightBlue", "brightMagenta", "brightCyan", "brightWhite",
+    ];
+    const kebab = (name) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    return Object.fromEntries(names.map((name) => [name, cssVariable(`--term-${kebab(name)}`)]));
+  }
+
+  // One way to call the session's API: JSON both ways, the CSRF token that
+  // cookie-authenticated writes need, and the server's own error message.
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json", ...csrfHeaders() };
+    const options = { method, headers, credentials: "same-origin" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(apiUrl + path, options);
+    } catch {
+      throw new ApiError(0, "The server could not be reached.");
+    }
+    const data = await response.json().catch(() => null);
+    if (!response.ok) {
+      throw new ApiError(response.status, (data && data.message) || `The server answered ${response.status}.`);
+    }
+    return data;
+  }
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  function csrfHeaders() {
+    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? { "X-CSRFToken": decodeURIComponent(match[1]) } : {};
+  }
+
+  function endWith(key, message, tone) {
+    const ending = ENDINGS[key];
+    finish(ending.title, message || ending.message, tone);
+  }
 
   // --- Top bar ---------------------------------------------------------------
 
@@ -146,19 +165,18 @@
     renderCountdown();
     const instance = session.instance;
     if (session.status === "closed" || session.status === "expired") {
-      finish(FINAL_STATUSES[session.status].title, FINAL_STATUSES[session.status].message);
+      endWith(session.status);
     } else if (instance && instance.status === "failed") {
-      finish(FINAL_STATUSES.failed.title, instance.error || FINAL_STATUSES.failed.message, "error");
+      endWith("failed", instance.error, "error");
     }
   }
 
   async function refreshSession() {
     try {
-      const response = await fetch(apiUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-      if (response.status === 404) finish(FINAL_CLOSES[4404].title, FINAL_CLOSES[4404].message, "error");
-      if (response.ok) showSession(await response.json());
-    } catch {
-      // The server is unreachable; the reconnect banner already says so.
+      showSession(await api("GET", ""));
+    } catch (error) {
+      // Unreachable: the reconnect banner already says so.
+      if (error.status === 404) endWith("not_found", null, "error");
     }
   }
 
@@ -342,11 +360,13 @@
     });
   }
 
+  // Statuses after which the session has no terminal any more.
+  const FINAL_STATUSES = ["failed", "closed", "expired"];
+
   function onStatus(message) {
     showInstance(message.instance);
-    const final = FINAL_STATUSES[message.status];
-    if (final) {
-      finish(final.title, message.message || final.message, message.status === "failed" ? "error" : "");
+    if (FINAL_STATUSES.includes(message.status)) {
+      endWith(message.status, message.message, message.status === "failed" ? "error" : "");
       return;
     }
     if (message.status === "running") {
@@ -392,9 +412,9 @@
   function onClose(conn, event) {
     if (state.conn !== conn) return; // replaced or finished on purpose
     state.conn = null;
-    const final = FINAL_CLOSES[event.code];
-    if (final) {
-      finish(final.title, event.reason || final.message, "error");
+    const ending = FINAL_CLOSES[event.code];
+    if (ending) {
+      endWith(ending, event.reason, "error");
       return;
     }
     scheduleReconnect();
@@ -437,47 +457,26 @@
 
   // --- Closing the session ---------------------------------------------------
 
-  function csrfHeaders() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? { "X-CSRFToken": decodeURIComponent(match[1]) } : {};
-  }
-
   async function closeSession() {
     const question = `Close this session? ${nodeName()} and everything on it will be removed.`;
     if (!window.confirm(question)) return;
     ui.close.disabled = true;
     try {
-      const response = await fetch(apiUrl, {
-        method: "DELETE",
-        headers: { Accept: "application/json", ...csrfHeaders() },
-        credentials: "same-origin",
-      });
-      const body = await response.json().catch(() => null);
-      if (!response.ok) throw new Error((body && body.message) || `The server answered ${response.status}.`);
-      finish("Session closed", `You closed this session. ${nodeName()} and everything on it are being removed.`);
+      await api("DELETE", "");
+      endWith("closed", `You closed this session. ${nodeName()} and everything on it are being removed.`);
     } catch (error) {
       ui.close.disabled = false;
-      const reason = error instanceof TypeError ? "The server could not be reached." : error.message;
-      setStatus(`Could not close the session: ${reason}`, "error");
+      setStatus(`Could not close the session: ${error.message}`, "error");
     }
   }
 
   async function extendSession() {
     ui.extend.disabled = true;
     try {
-      const response = await fetch(`${apiUrl}/extend`, {
-        method: "POST",
-        headers: { Accept: "application/json", "Content-Type": "application/json", ...csrfHeaders() },
-        credentials: "same-origin",
-        body: "{}",
-      });
-      const body = await response.json().catch(() => null);
-      if (!response.ok) throw new Error((body && body.message) || `The server answered ${response.status}.`);
-      showSession(body);
+      showSession(await api("POST", "/extend", {}));
       setStatus("");
     } catch (error) {
-      const reason = error instanceof TypeError ? "The server could not be reached." : error.message;
-      setStatus(`Could not extend the session: ${reason}`, "error");
+      setStatus(`Could not extend the session: ${error.message}`, "error");
     } finally {
       ui.extend.disabled = state.finished;
       term.focus();
