@@ -88,7 +88,7 @@ def test_it_reports_a_missing_dind_image(client, docker_up, monkeypatch, setting
         def close(self):
             pass
 
-    monkeypatch.setattr(health.docker, "from_env", lambda timeout: Engine())
+    monkeypatch.setattr(health, "docker_client", lambda timeout: Engine())
     monkeypatch.setitem(health.CHECKS, "dind_image", health.check_dind_image)
 
     response = client.get("/readyz")

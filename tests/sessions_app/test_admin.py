@@ -3,18 +3,13 @@
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from sessions_app.models import Instance, Session
+from tests.factories import make_session
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "/admin/sessions_app/session/"
-
-
-@pytest.fixture
-def session_id(api, run_on_commit):
-    return run_on_commit(api.post, "/sessions", {"playground_id": "default"}, format="json").json()["session_id"]
 
 
 def act(admin_client, run_on_commit, action: str, *session_ids: str):
@@ -37,7 +32,7 @@ def test_it_lists_sessions_with_their_instance(admin_client, session_id):
 
 
 def test_it_filters_and_searches(admin_client, session_id):
-    Session.objects.create(playground_id="default", status="closed", expires_at=timezone.now() + timedelta(hours=1))
+    make_session(status="closed")
 
     by_status = admin_client.get(CHANGELIST, {"status__exact": "open"}).content.decode()
     by_search = admin_client.get(CHANGELIST, {"q": session_id[:12]}).content.decode()

@@ -1,25 +1,22 @@
 """What the Docker backend asks the engine for, without an engine."""
 
-from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from django.utils import timezone
 
 from sessions_app.backends.base import BackendError
 from sessions_app.backends.disks import DiskError, LoopDisks, parse_size
 from sessions_app.backends.docker import DockerBackend, resource_names
-from sessions_app.models import Instance, Playground, Session
+from tests.factories import make_instance, make_playground
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def instance():
-    Playground.objects.filter(pk="default").update(memory_limit_mb=512, pids_limit=300, cpu_limit="0.5")
-    session = Session.objects.create(playground_id="default", expires_at=timezone.now() + timedelta(hours=1))
-    return Instance.objects.create(session=session, image="playground-dind:latest")
+    make_playground(memory_limit_mb=512, pids_limit=300, cpu_limit="0.5")
+    return make_instance()
 
 
 def options(instance, **kwargs):
@@ -122,7 +119,7 @@ def make_volume(instance, *, unavailable: str | None = None) -> tuple[list[dict]
 
 
 def test_it_mounts_a_disk_of_the_playgrounds_size_as_the_inner_docker_volume(instance):
-    Playground.objects.filter(pk="default").update(storage_size="5G")
+    make_playground(storage_size="5G")
     instance.refresh_from_db()
 
     created, disks = make_volume(instance)
@@ -154,7 +151,7 @@ def test_it_refuses_to_start_an_instance_it_cannot_bound_when_told_to(instance, 
 @pytest.mark.parametrize("setting, size", [("off", "10G"), ("auto", "")])
 def test_it_leaves_the_volume_unbounded_when_asked(instance, settings, setting, size):
     settings.PLAYGROUND_BOUND_DISKS = setting
-    Playground.objects.filter(pk="default").update(storage_size=size)
+    make_playground(storage_size=size)
     instance.refresh_from_db()
 
     created, disks = make_volume(instance)

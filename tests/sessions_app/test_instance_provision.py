@@ -1,18 +1,16 @@
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from sessions_app import services
 from sessions_app.models import Instance, Session
+from tests.factories import make_instance
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def instance():
-    session = Session.objects.create(playground_id="default", expires_at=timezone.now() + timedelta(hours=1))
-    return Instance.objects.create(session=session, image="playground-dind:latest")
+    return make_instance()
 
 
 def test_it_marks_the_instance_running_with_its_address(instance, fake_engine):

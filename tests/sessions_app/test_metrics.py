@@ -2,37 +2,16 @@
 process's terminal metrics."""
 
 import gc
-from datetime import timedelta
 
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.db import DatabaseError
 from django.test import Client
-from django.utils import timezone
-from prometheus_client import REGISTRY
 
 from playground.asgi import application
 from sessions_app.metrics import DatabaseCollector
-from sessions_app.models import Instance, Session
 from terminals import metrics as terminal_metrics
-
-
-def make_session(status: str = "open") -> Session:
-    return Session.objects.create(
-        playground_id="default", status=status, expires_at=timezone.now() + timedelta(hours=1)
-    )
-
-
-def make_instance(
-    status: str = "running", provision_seconds: float | None = None, failure_reason: str = ""
-) -> Instance:
-    return Instance.objects.create(
-        session=make_session(),
-        image="playground-dind:latest",
-        status=status,
-        provision_seconds=provision_seconds,
-        failure_reason=failure_reason,
-    )
+from tests.factories import make_instance, make_session
 
 
 def scrape(client) -> list[str]:
@@ -48,10 +27,10 @@ def samples(lines: list[str], name: str) -> list[str]:
 
 @pytest.mark.django_db
 def test_it_counts_sessions_and_instances_by_status(client):
-    make_session("closed")
-    make_session("expired")
-    make_instance("running")  # each instance comes with an open session
-    make_instance("failed", failure_reason="image_missing")
+    make_session(status="closed")
+    make_session(status="expired")
+    make_instance(status="running")  # each instance comes with an open session
+    make_instance(status="failed", failure_reason="image_missing")
 
     lines = scrape(client)
 
@@ -73,8 +52,8 @@ def test_it_counts_sessions_and_instances_by_status(client):
 @pytest.mark.django_db
 def test_it_builds_the_provisioning_histogram_from_the_recorded_times(client):
     for seconds in (0.4, 0.9, 1.0, 2.5, 45.0):
-        make_instance("running", provision_seconds=seconds)
-    make_instance("provisioning")  # no time yet: not in the histogram
+        make_instance(status="running", provision_seconds=seconds)
+    make_instance(status="provisioning")  # no time yet: not in the histogram
 
     lines = scrape(client)
 
@@ -107,12 +86,12 @@ def test_it_reports_an_empty_histogram_when_nothing_has_run_yet(client):
 
 @pytest.mark.django_db
 def test_it_counts_provisioning_failures_by_reason(client):
-    make_instance("failed", failure_reason="image_missing")
-    make_instance("failed", failure_reason="daemon_not_ready")
-    make_instance("failed", failure_reason="daemon_not_ready")
+    make_instance(status="failed", failure_reason="image_missing")
+    make_instance(status="failed", failure_reason="daemon_not_ready")
+    make_instance(status="failed", failure_reason="daemon_not_ready")
     # A failed instance that was removed afterwards still counts.
-    make_instance("terminated", failure_reason="image_missing")
-    make_instance("running", provision_seconds=1.2)
+    make_instance(status="terminated", failure_reason="image_missing")
+    make_instance(status="running", provision_seconds=1.2)
 
     lines = scrape(client)
 
@@ -143,12 +122,22 @@ def test_it_refuses_other_methods_with_405():
     assert response.json()["error"] == "method_not_allowed"
 
 
+# The metrics themselves: a scrape of the whole registry would also query
+# the database, which these tests do not need (and async tests may not do).
+
+
 def terminal_bytes(direction: str) -> float:
-    return REGISTRY.get_sample_value("playground_terminal_bytes_total", {"direction": direction})
+    [family] = terminal_metrics.TERMINAL_BYTES.collect()
+    return next(
+        sample.value
+        for sample in family.samples
+        if sample.name == "playground_terminal_bytes_total" and sample.labels == {"direction": direction}
+    )
 
 
 def terminals_open() -> float:
-    return REGISTRY.get_sample_value("playground_terminals_open")
+    [family] = terminal_metrics.TERMINALS_OPEN.collect()
+    return family.samples[0].value
 
 
 def test_it_counts_terminal_bytes_each_way():

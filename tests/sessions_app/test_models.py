@@ -2,15 +2,11 @@ from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
-from sessions_app.models import Instance, Playground, Session, new_session_id
+from sessions_app.models import Instance, Playground, new_session_id
+from tests.factories import make_instance, make_session
 
 pytestmark = pytest.mark.django_db
-
-
-def make_session() -> Session:
-    return Session.objects.create(playground_id="default", expires_at=timezone.now() + timedelta(hours=1))
 
 
 def test_it_has_a_default_playground_after_migrate():
@@ -23,11 +19,10 @@ def test_it_has_a_default_playground_after_migrate():
 
 
 def test_it_refuses_a_second_instance_row_in_the_database():
-    session = make_session()
-    Instance.objects.create(session=session, image="playground-dind:latest")
+    session = make_session(instance_status="pending")
 
     with pytest.raises(IntegrityError), transaction.atomic():
-        Instance.objects.create(session=session, image="playground-dind:latest", name="node2")
+        make_instance(session=session, name="node2")
 
     assert Instance.objects.filter(session=session).count() == 1
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sessions_app import reconciliation, services
+from sessions_app import services
 from sessions_app.models import Instance, Playground, PreparedSession, Session
 
 pytestmark = pytest.mark.django_db
@@ -95,7 +95,7 @@ def test_the_reconciler_keeps_prepared_instances_and_removes_those_it_no_longer_
     forgotten = PreparedSession.objects.first().pk
     PreparedSession.objects.filter(pk=forgotten).delete()
 
-    report = run_on_commit(reconciliation.instances_reconcile)
+    report = run_on_commit(services.instances_reconcile)
 
     assert report.removed == [forgotten]
     assert running_containers(fake_engine) == prepared_ids()
@@ -106,7 +106,7 @@ def test_the_reconciler_trims_the_pool_when_the_setting_is_lowered(run_on_commit
     services.sessions_prepare()
     settings.PLAYGROUND_PREPARED_SESSIONS = 1
 
-    report = run_on_commit(reconciliation.instances_reconcile)
+    report = run_on_commit(services.instances_reconcile)
 
     assert len(report.removed) == 2
     assert len(prepared_ids()) == 1
@@ -133,7 +133,7 @@ def test_the_reconciler_replaces_a_prepared_instance_that_stopped(run_on_commit,
     dead = PreparedSession.objects.first().pk
     fake_engine.containers[f"playground-{dead}"].running = False
 
-    report = run_on_commit(reconciliation.instances_reconcile)
+    report = run_on_commit(services.instances_reconcile)
 
     assert report.removed == [dead]
     assert dead not in prepared_ids() and f"playground-{dead}" not in fake_engine.containers

@@ -1,18 +1,16 @@
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from sessions_app import tasks
-from sessions_app.models import Instance, Session
+from sessions_app.models import Instance
+from tests.factories import make_instance
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def instance():
-    session = Session.objects.create(playground_id="default", expires_at=timezone.now() + timedelta(hours=1))
-    return Instance.objects.create(session=session, image="playground-dind:latest")
+    return make_instance()
 
 
 @pytest.fixture
@@ -62,11 +60,7 @@ def test_it_is_acknowledged_late_and_requeued_when_the_worker_dies():
 
 def test_it_waits_while_the_provisioning_cap_is_reached(instance, fake_engine, settings, monkeypatch):
     settings.PLAYGROUND_MAX_PROVISIONING = 1
-    other = Instance.objects.create(
-        session=Session.objects.create(playground_id="default", expires_at=timezone.now() + timedelta(hours=1)),
-        image="playground-dind:latest",
-        status="provisioning",
-    )
+    other = make_instance(status="provisioning")
     retried = []
 
     def retry(**kwargs):

@@ -5,20 +5,16 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from sessions_app import reconciliation
+from sessions_app import services
 from sessions_app.backends.fake import FakeContainer
 from sessions_app.models import Instance, Session
+from sessions_app.services import reconcile as reconciliation
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def session_id(api, run_on_commit):
-    return run_on_commit(api.post, "/sessions", {"playground_id": "default"}, format="json").json()["session_id"]
-
-
 def reconcile(run_on_commit):
-    return run_on_commit(reconciliation.instances_reconcile)
+    return run_on_commit(services.instances_reconcile)
 
 
 def test_it_removes_a_container_the_database_does_not_know(fake_engine, run_on_commit, session_id):

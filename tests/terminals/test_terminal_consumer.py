@@ -1,6 +1,7 @@
 """The terminal WebSocket on the real routing, without Docker: status events,
 close codes, origin rules and control-message validation."""
 
+import asyncio
 import contextlib
 import json
 from datetime import timedelta
@@ -8,11 +9,12 @@ from datetime import timedelta
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.utils import timezone
 
 from playground.asgi import application
 from sessions_app import services
-from sessions_app.models import Instance, Session
+from sessions_app.messages import ENDINGS
+from sessions_app.models import Instance
+from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,14 +28,8 @@ SAME_ORIGIN = [(b"host", b"testserver"), (b"origin", b"http://testserver")]
 
 
 @database_sync_to_async
-def make_session(*, status="open", instance_status="provisioning", expires_in=timedelta(hours=1)) -> str:
-    from sessions_app.models import Playground
-
-    Playground.objects.get_or_create(pk="default")
-    session = Session.objects.create(playground_id="default", status=status, expires_at=timezone.now() + expires_in)
-    if instance_status:
-        Instance.objects.create(session=session, image="playground-dind:latest", status=instance_status)
-    return session.pk
+def make_session(*, instance_status="provisioning", **fields) -> str:
+    return factories.make_session(instance_status=instance_status, **fields).pk
 
 
 OPENED: list[WebsocketCommunicator] = []
@@ -76,7 +72,7 @@ async def test_it_reports_a_closed_session_and_closes_with_4410():
 
     await ws.connect()
 
-    assert await receive_json(ws) == {"type": "status", "status": "closed", "message": "The session is closed."}
+    assert await receive_json(ws) == {"type": "status", "status": "closed", "message": ENDINGS["closed"].message}
     assert (await ws.receive_output(timeout=3))["code"] == 4410
 
 
@@ -120,7 +116,7 @@ async def test_it_tells_connected_viewers_when_the_session_is_closed():
 
     await database_sync_to_async(services.session_close)(session_id=session_id)
 
-    assert await receive_json(ws) == {"type": "status", "status": "closed", "message": "The session was closed."}
+    assert await receive_json(ws) == {"type": "status", "status": "closed", "message": ENDINGS["closed"].message}
     assert (await ws.receive_output(timeout=3))["code"] == 4410
 
 
@@ -233,5 +229,84 @@ async def test_it_tells_viewers_when_the_session_expires():
 
     await database_sync_to_async(services.session_close)(session_id=session_id, reason="expired")
 
-    assert await receive_json(ws) == {"type": "status", "status": "expired", "message": "The session has expired."}
+    assert await receive_json(ws) == {"type": "status", "status": "expired", "message": ENDINGS["expired"].message}
     assert (await ws.receive_output(timeout=3))["code"] == 4410
+
+
+# --- The instance's TTY, on the fake backend's fake TTY --------------------------------
+
+
+@database_sync_to_async
+def open_running_session() -> str:
+    """A session opened as the API opens it; its instance runs on the fake backend."""
+    factories.make_playground()
+    return services.session_create(playground_id="default").pk
+
+
+async def until(predicate, timeout: float = 3.0):
+    for _ in range(int(timeout / 0.02)):
+        if value := predicate():
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+async def receive_bytes_until(ws: WebsocketCommunicator, marker: bytes) -> bytes:
+    """Terminal output received until marker; control messages on the way are skipped."""
+    received = b""
+    while marker not in received:
+        output = await ws.receive_output(timeout=3)
+        assert output["type"] == "websocket.send", output
+        received += output.get("bytes") or b""
+    return received
+
+
+async def test_it_pumps_the_instances_tty_both_ways(fake_engine):
+    session_id = await open_running_session()
+    ws = communicator(session_id)
+    await ws.connect()
+    assert (await receive_json(ws))["status"] == "running"
+    container = fake_engine.containers[f"playground-{session_id}"]
+    await until(lambda: container.attachments)
+
+    container.output(b"learner@node1:~$ ")
+    assert await receive_bytes_until(ws, b"$ ") == b"learner@node1:~$ "
+    await ws.send_to(bytes_data=b"docker ps\r")
+
+    assert await receive_bytes_until(ws, b"docker ps\r") == b"docker ps\r"  # the TTY's echo
+    assert container.typed == b"docker ps\r"
+    await ws.disconnect()
+
+
+async def test_it_sizes_the_tty_to_the_smallest_viewer(fake_engine):
+    session_id = await open_running_session()
+    wide, tall = communicator(session_id), communicator(session_id)
+    for ws, (cols, rows) in ((wide, (200, 40)), (tall, (100, 60))):
+        await ws.connect()
+        assert (await receive_json(ws))["status"] == "running"
+        await ws.send_to(text_data=json.dumps({"type": "resize", "cols": cols, "rows": rows}))
+    container = fake_engine.containers[f"playground-{session_id}"]
+
+    assert await until(lambda: container.size == (100, 40))
+
+    await tall.disconnect()
+    assert await until(lambda: container.size == (200, 40))
+    await wide.disconnect()
+
+
+async def test_it_replays_recent_output_to_a_viewer_who_joins_later(fake_engine):
+    session_id = await open_running_session()
+    first = communicator(session_id)
+    await first.connect()
+    assert (await receive_json(first))["status"] == "running"
+    container = fake_engine.containers[f"playground-{session_id}"]
+    await until(lambda: container.attachments)
+    container.output(b"output before you came\r\n")
+    await receive_bytes_until(first, b"came\r\n")
+
+    later = communicator(session_id)
+    await later.connect()
+
+    assert await receive_bytes_until(later, b"came\r\n") == b"output before you came\r\n"
+    await first.disconnect()
+    await later.disconnect()

@@ -1,0 +1,57 @@
+"""Rows for tests, made in one place.
+
+Each factory makes a valid row with sensible defaults; a test names only
+what it cares about. For rows made through the API (provisioned on the fake
+backend) use the `open_session` fixture of tests/sessions_app/conftest.py.
+"""
+
+from datetime import timedelta
+
+from django.contrib.auth.models import User
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from sessions_app.models import Instance, Playground, Session
+
+IMAGE = "playground-dind:latest"
+
+
+def make_playground(playground_id: str = "default", **fields) -> Playground:
+    """The playground of that id with these fields (made if a flush removed it)."""
+    playground, _ = Playground.objects.get_or_create(pk=playground_id)
+    if fields:
+        Playground.objects.filter(pk=playground_id).update(**fields)
+        playground.refresh_from_db()
+    return playground
+
+
+def make_session(
+    *,
+    status: str = Session.Status.OPEN,
+    expires_in: timedelta = timedelta(hours=1),
+    playground_id: str = "default",
+    instance_status: str | None = None,
+    **fields,
+) -> Session:
+    """A session, and an instance in instance_status when one is given."""
+    make_playground(playground_id)
+    session = Session.objects.create(
+        playground_id=playground_id, status=status, expires_at=timezone.now() + expires_in, **fields
+    )
+    if instance_status is not None:
+        make_instance(session=session, status=instance_status)
+    return session
+
+
+def make_instance(*, session: Session | None = None, status: str = Instance.Status.PENDING, **fields) -> Instance:
+    """An instance, of a new open session unless one is given."""
+    return Instance.objects.create(session=session or make_session(), image=IMAGE, status=status, **fields)
+
+
+def make_user(username: str = "learner", *, password: str | None = None, **fields) -> User:
+    return User.objects.create_user(username, password=password, **fields)
+
+
+def make_token(user: User | None = None) -> Token:
+    """An API token, of a new user unless one is given."""
+    return Token.objects.create(user=user or make_user())
