@@ -12,6 +12,7 @@ from channels.testing import WebsocketCommunicator
 
 from playground.asgi import application
 from sessions_app import services
+from sessions_app.backends.fake import FakeContainer
 from sessions_app.messages import ENDINGS
 from sessions_app.models import Instance
 from tests import factories
@@ -261,13 +262,18 @@ async def receive_bytes_until(ws: WebsocketCommunicator, marker: bytes) -> bytes
     return received
 
 
-async def test_it_pumps_the_instances_tty_both_ways(fake_engine):
-    session_id = await open_running_session()
+async def attached(session_id: str, fake_engine) -> tuple[WebsocketCommunicator, FakeContainer]:
+    """A socket whose viewer is attached to the running instance's TTY, and that instance."""
     ws = communicator(session_id)
     await ws.connect()
     assert (await receive_json(ws))["status"] == "running"
     container = fake_engine.containers[f"playground-{session_id}"]
     await until(lambda: container.attachments)
+    return ws, container
+
+
+async def test_it_pumps_the_instances_tty_both_ways(fake_engine):
+    ws, container = await attached(await open_running_session(), fake_engine)
 
     container.output(b"learner@node1:~$ ")
     assert await receive_bytes_until(ws, b"$ ") == b"learner@node1:~$ "
@@ -296,11 +302,7 @@ async def test_it_sizes_the_tty_to_the_smallest_viewer(fake_engine):
 
 async def test_it_replays_recent_output_to_a_viewer_who_joins_later(fake_engine):
     session_id = await open_running_session()
-    first = communicator(session_id)
-    await first.connect()
-    assert (await receive_json(first))["status"] == "running"
-    container = fake_engine.containers[f"playground-{session_id}"]
-    await until(lambda: container.attachments)
+    first, container = await attached(session_id, fake_engine)
     container.output(b"output before you came\r\n")
     await receive_bytes_until(first, b"came\r\n")
 
