@@ -28,6 +28,13 @@ def new_session_id() -> str:
     return secrets.token_hex(16)
 
 
+def new_storage_token() -> str:
+    """The name of an instance's disk and volume: random, so that nothing an
+    instance can see of them (a loop device's backing file is readable by
+    every container on the host) gives away a session id."""
+    return secrets.token_hex(16)
+
+
 class Playground(models.Model):
     """A kind of session: which images it may run and what limits apply."""
 
@@ -135,6 +142,9 @@ class Instance(models.Model):
     container_name = models.CharField(max_length=128, blank=True)
     docker_host = models.CharField(max_length=200, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
+    storage_token = models.CharField(
+        max_length=64, default=new_storage_token, editable=False, help_text="Names its disk and volume."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     running_at = models.DateTimeField(null=True, blank=True)
@@ -160,6 +170,7 @@ class PreparedSession(models.Model):
     playground = models.ForeignKey(Playground, on_delete=models.CASCADE, related_name="prepared_sessions")
     image = models.CharField(max_length=200)
     spec = models.CharField(max_length=64)
+    storage_token = models.CharField(max_length=64, default=new_storage_token, editable=False)
     ready = models.BooleanField(default=False, help_text="Its instance runs and may be handed out.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -168,4 +179,6 @@ class PreparedSession(models.Model):
 
     def instance(self) -> Instance:
         """Its instance as the backend sees it: unsaved, with an unsaved session."""
-        return Instance(session=Session(id=self.pk, playground=self.playground), image=self.image)
+        return Instance(
+            session=Session(id=self.pk, playground=self.playground), image=self.image, storage_token=self.storage_token
+        )

@@ -100,6 +100,13 @@ class Backend:
         network) exists, among those this platform made.
     remove_orphan(session_id)
         remove() for a session the database no longer knows.
+    storage_present()
+        The storage tokens (Instance.storage_token) of the disks that exist.
+        A disk may outlive its volume (a crash in between): the reconciler
+        releases those no instance claims.
+    release_storage(token)
+        Detach and delete the disk of that token; nothing happens if there
+        is none.
     prepare(instance)
         start() ahead of time, for a session to come: `instance` and its
         session are not saved. start() of the real instance later adopts what
@@ -132,6 +139,12 @@ class Backend:
         raise NotImplementedError
 
     def remove_orphan(self, session_id: str) -> None:
+        raise NotImplementedError
+
+    def storage_present(self) -> set[str]:
+        raise NotImplementedError
+
+    def release_storage(self, token: str) -> None:
         raise NotImplementedError
 
     def prepare(self, instance: "Instance") -> bool:

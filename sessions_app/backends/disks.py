@@ -2,7 +2,9 @@
 
 Docker's local volume driver cannot bound a volume's size, but it can mount
 a block device. Each instance whose playground sets a `storage_size` gets a
-sparse file of that size in PLAYGROUND_DISK_DIR, formatted ext4 and attached
+sparse file of that size in PLAYGROUND_DISK_DIR, named by the instance's
+storage token (never its session id: every container on the host can read
+the backing file names of loop devices), formatted ext4 and attached
 to a loop device. Its volume mounts the device through a symlink in
 PLAYGROUND_DISK_LINK_DIR, whose path never changes, so the volume survives a
 restart of the engine. The links live on a tmpfs (/run): after the host
@@ -70,21 +72,21 @@ class LoopDisks:
                 return f"{tool} is not installed"
         return None
 
-    def device_path(self, session_id: str) -> Path:
+    def device_path(self, token: str) -> Path:
         """The stable path a volume mounts: a symlink to the disk's loop device."""
-        return self.link_directory / self._checked(session_id)
+        return self.link_directory / self._checked(token)
 
-    def image_path(self, session_id: str) -> Path:
-        return self.directory / f"{self._checked(session_id)}{SUFFIX}"
+    def image_path(self, token: str) -> Path:
+        return self.directory / f"{self._checked(token)}{SUFFIX}"
 
-    def ensure(self, session_id: str, size: str) -> Path:
-        """Make the session's disk if it has none, attach it, and return its device path.
+    def ensure(self, token: str, size: str) -> Path:
+        """Make the disk of this token if there is none, attach it, and return its device path.
 
         Idempotent: a second call finds the file and the loop device the
         first one made.
         """
         nbytes = max(parse_size(size), MIN_SIZE)
-        image = self.image_path(session_id)
+        image = self.image_path(token)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.link_directory.mkdir(parents=True, exist_ok=True)
         if not image.exists():
@@ -92,18 +94,18 @@ class LoopDisks:
         with self._locked(image):
             attached = self._devices_of(image)
             device = attached[0] if attached else self._run("losetup", "--find", "--show", str(image)).strip()
-            link = self.device_path(session_id)
+            link = self.device_path(token)
             if not (link.is_symlink() and os.readlink(link) == device):
                 temporary = link.with_name(f".{link.name}.{uuid.uuid4().hex}")
                 temporary.symlink_to(device)
                 os.replace(temporary, link)
         return link
 
-    def release(self, session_id: str) -> None:
-        """Detach and delete the session's disk; nothing happens if it has none."""
-        image = self.image_path(session_id)
+    def release(self, token: str) -> None:
+        """Detach and delete the disk of this token; nothing happens if there is none."""
+        image = self.image_path(token)
         with contextlib.suppress(FileNotFoundError):
-            self.device_path(session_id).unlink()
+            self.device_path(token).unlink()
         # No file: no disk, or released already.
         with contextlib.suppress(FileNotFoundError), self._locked(image):
             for device in self._devices_of(image):
@@ -112,8 +114,8 @@ class LoopDisks:
                 self._run("losetup", "--detach", device)
             image.unlink(missing_ok=True)
 
-    def sessions_present(self) -> set[str]:
-        """Sessions that have a disk file."""
+    def tokens_present(self) -> set[str]:
+        """The storage tokens that have a disk file."""
         if not self.directory.is_dir():
             return set()
         return {
@@ -125,10 +127,10 @@ class LoopDisks:
     # --- Helpers --------------------------------------------------------------------
 
     @staticmethod
-    def _checked(session_id: str) -> str:
-        if not is_plain_name(session_id):
-            raise DiskError(f"not a session id: {session_id!r}")
-        return session_id
+    def _checked(token: str) -> str:
+        if not is_plain_name(token):
+            raise DiskError(f"not a storage token: {token!r}")
+        return token
 
     def _format(self, image: Path, nbytes: int) -> None:
         # Formatted under another name and then linked into place, so a

@@ -49,6 +49,7 @@ LABEL_PLATFORM = "org.playground.platform"  # which platform made it, if several
 LABEL_SESSION = "org.playground.session"
 LABEL_PLAYGROUND = "org.playground.playground"
 LABEL_INSTANCE = "org.playground.instance"
+LABEL_STORAGE = "org.playground.storage"  # the storage token: names the volume and its disk
 
 INNER_DOCKER_DIR = "/var/lib/docker"
 # The Engine API version the terminal's own HTTP requests speak (Docker 20.10 and later).
@@ -60,14 +61,15 @@ def docker_client(*, timeout: float = 30) -> docker.DockerClient:
     return docker.DockerClient(base_url=settings.DOCKER_HOST, timeout=timeout)
 
 
-def resource_names(session_id: str) -> dict[str, str]:
-    """Docker names of a session's container, volume and network.
+def resource_names(instance: Instance) -> dict[str, str]:
+    """Docker names of an instance's container, volume and network.
 
-    They derive from the session id alone, so an attempt that runs twice
-    finds what the first one made.
+    They derive from the instance's session id and storage token alone, so an
+    attempt that runs twice finds what the first one made. The volume is
+    named by the token: its name shows inside the instance (in its mounts).
     """
-    base = f"playground-{session_id}"
-    return {"container": base, "volume": f"{base}-docker", "network": base}
+    base = f"playground-{instance.session_id}"
+    return {"container": base, "network": base, "volume": f"playground-{instance.storage_token}-docker"}
 
 
 class Stopwatch:
@@ -123,7 +125,7 @@ class DockerBackend(Backend):
     # --- Interface ------------------------------------------------------------
 
     def start(self, instance: Instance) -> StartResult:
-        names = resource_names(instance.session_id)
+        names = resource_names(instance)
         try:
             # Two deliveries of one job take turns on this host: the second
             # finds what the first made. (Across hosts, the steps themselves
@@ -153,7 +155,7 @@ class DockerBackend(Backend):
         )
 
     def poll(self, instance: Instance) -> Poll:
-        names = resource_names(instance.session_id)
+        names = resource_names(instance)
         try:
             container = self.client.containers.get(names["container"])
         except NotFound:
@@ -166,17 +168,30 @@ class DockerBackend(Backend):
 
     def remove(self, instance: Instance) -> None:
         self.remove_orphan(instance.session_id)
+        self.release_storage(instance.storage_token)  # in case its volume was never made
 
     def remove_orphan(self, session_id: str) -> None:
-        names = resource_names(session_id)
+        base = f"playground-{session_id}"  # the container's and the network's name (resource_names)
         try:
-            self._remove_container(names["container"])
-            self._remove_volume(names["volume"])
-            self._remove_network(names["network"])
-            self.disks.release(session_id)
-            (settings.VAR_DIR / "locks" / names["container"]).unlink(missing_ok=True)
+            self._remove_container(base)
+            # The volume is named by its storage token, which its labels hold.
+            for volume in self.client.volumes.list(filters={"label": f"{LABEL_SESSION}={session_id}"}):
+                self._remove_volume(volume.name)
+                if token := (volume.attrs.get("Labels") or {}).get(LABEL_STORAGE):
+                    self.disks.release(token)
+            self._remove_network(base)
+            (settings.VAR_DIR / "locks" / base).unlink(missing_ok=True)
         except (DockerException, requests.exceptions.RequestException, DiskError) as exc:
-            raise self._translate(exc, "remove", session_id) from exc
+            raise self._translate(exc, "remove", f"session {session_id}") from exc
+
+    def storage_present(self) -> set[str]:
+        return self.disks.tokens_present()
+
+    def release_storage(self, token: str) -> None:
+        try:
+            self.disks.release(token)
+        except DiskError as exc:
+            raise self._translate(exc, "release", f"the disk {token}") from exc
 
     def prepare(self, instance: Instance) -> bool:
         """Start the instance of a session to come (see PreparedSession)."""
@@ -195,8 +210,8 @@ class DockerBackend(Backend):
                 *(n.attrs.get("Labels") or {} for n in self.client.networks.list(filters=mine)),
             ]
         except (DockerException, requests.exceptions.RequestException) as exc:
-            raise self._translate(exc, "list", "-") from exc
-        return {labels[LABEL_SESSION] for labels in found if labels.get(LABEL_SESSION)} | self.disks.sessions_present()
+            raise self._translate(exc, "list", "this platform's objects") from exc
+        return {labels[LABEL_SESSION] for labels in found if labels.get(LABEL_SESSION)}
 
     # --- Steps of start() -------------------------------------------------------
 
@@ -207,6 +222,7 @@ class DockerBackend(Backend):
             LABEL_SESSION: instance.session_id,
             LABEL_PLAYGROUND: instance.session.playground_id,
             LABEL_INSTANCE: instance.name,
+            LABEL_STORAGE: instance.storage_token,
             **settings.PLAYGROUND_EXTRA_LABELS,
         }
 
@@ -233,7 +249,7 @@ class DockerBackend(Backend):
     def _session_lock(self, session_id: str) -> Iterator[None]:
         directory = settings.VAR_DIR / "locks"
         directory.mkdir(parents=True, exist_ok=True)
-        with open(directory / resource_names(session_id)["container"], "a") as handle:
+        with open(directory / f"playground-{session_id}", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
             yield
 
@@ -283,7 +299,7 @@ class DockerBackend(Backend):
         options = {}
         size = instance.session.playground.storage_size
         if size and self.can_bound_disks():
-            device = self.disks.ensure(instance.session_id, size)
+            device = self.disks.ensure(instance.storage_token, size)
             options = {"driver": "local", "driver_opts": {"type": "ext4", "device": str(device)}}
         # Creating a volume that exists returns the existing one.
         self.client.volumes.create(name=name, labels=self.labels(instance), **options)
@@ -476,7 +492,7 @@ class DockerBackend(Backend):
 
     @staticmethod
     def _container_name(instance: Instance) -> str:
-        return instance.container_name or resource_names(instance.session_id)["container"]
+        return instance.container_name or resource_names(instance)["container"]
 
     async def _open_engine_connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         url = urlsplit(self.docker_host)
@@ -511,11 +527,12 @@ class DockerBackend(Backend):
             except NotFound:
                 pass
 
-    def _translate(self, exc: Exception, action: str, session: Instance | str) -> BackendError:
+    def _translate(self, exc: Exception, action: str, subject: Instance | str) -> BackendError:
+        """The BackendError for a failure of `action` on an instance (or on what `subject` names)."""
         if isinstance(exc, BackendError):
             return exc
-        session_id = session if isinstance(session, str) else session.session_id
-        log_message = f"docker {action} for session {session_id} failed: {exc}"
+        about = subject if isinstance(subject, str) else f"session {subject.session_id}"
+        log_message = f"docker {action} for {about} failed: {exc}"
         if isinstance(exc, DiskError):
             return BackendError("The instance's disk could not be prepared.", log_message=log_message)
         if _is_transient(exc):

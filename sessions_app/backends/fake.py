@@ -56,6 +56,7 @@ class FakeAttachment:
 @dataclass
 class FakeContainer:
     name: str
+    storage: str = ""  # the storage token of its disk
     running: bool = True
     starts: int = 0
     address: str | None = None
@@ -81,12 +82,14 @@ class FakeEngine:
     """What the fake "engine" holds, shared by every fake backend in the process."""
 
     containers: dict[str, FakeContainer] = field(default_factory=dict)
+    disks: set[str] = field(default_factory=set)  # storage tokens
     calls: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
         with self.lock:
             self.containers.clear()
+            self.disks.clear()
             self.calls.clear()
 
 
@@ -98,7 +101,8 @@ class FakeBackend(Backend):
         name = f"playground-{instance.session_id}"
         with engine.lock:
             engine.calls.append(("start", instance.session_id))
-            container = engine.containers.setdefault(name, FakeContainer(name=name))
+            container = engine.containers.setdefault(name, FakeContainer(name=name, storage=instance.storage_token))
+            engine.disks.add(instance.storage_token)
             container.running = True
             container.starts += 1
             number = list(engine.containers).index(name) + 2
@@ -120,13 +124,22 @@ class FakeBackend(Backend):
 
     def remove(self, instance: Instance) -> None:
         self.remove_orphan(instance.session_id)
+        self.release_storage(instance.storage_token)
 
     def remove_orphan(self, session_id: str) -> None:
         with engine.lock:
             engine.calls.append(("remove", session_id))
             container = engine.containers.pop(f"playground-{session_id}", None)
+            if container is not None:
+                engine.disks.discard(container.storage)
         if container is not None:
             container.stop()
+
+    def storage_present(self) -> set[str]:
+        return set(engine.disks)
+
+    def release_storage(self, token: str) -> None:
+        engine.disks.discard(token)
 
     def sessions_present(self) -> set[str]:
         return {name.removeprefix("playground-") for name in engine.containers}

@@ -38,21 +38,20 @@ def prepared_spec(playground: Playground, image: str) -> str:
     return hashlib.sha256("|".join(map(str, made_with)).encode()).hexdigest()[:32]
 
 
-def prepared_take(*, playground: Playground, image: str) -> str | None:
-    """The id of a prepared session whose instance fits, taken out of the pool.
+def prepared_take(*, playground: Playground, image: str) -> PreparedSession | None:
+    """A prepared session whose instance fits, taken out of the pool.
 
     Runs inside the transaction that creates the session, which then takes
-    this id; racing requests skip each other's rows.
+    its id and storage token; racing requests skip each other's rows.
     """
     prepared = (
         PreparedSession.objects.select_for_update(skip_locked=True)
         .filter(playground=playground, image=image, spec=prepared_spec(playground, image), ready=True)
         .order_by("created_at")
-        .values_list("pk", flat=True)
         .first()
     )
     if prepared is not None:
-        PreparedSession.objects.filter(pk=prepared).delete()
+        PreparedSession.objects.filter(pk=prepared.pk).delete()
     return prepared
 
 

@@ -52,6 +52,7 @@ PROVISIONING_STUCK_AFTER = timedelta(minutes=4)
 @dataclass
 class Report:
     removed: list[str] = field(default_factory=list)
+    disks_released: list[str] = field(default_factory=list)
     reprovisioned: list[str] = field(default_factory=list)
     retried: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
@@ -65,6 +66,7 @@ class Report:
 def instances_reconcile() -> Report:
     report = Report()
     _remove_leftovers(report)
+    _release_leftover_disks(report)
     _revive_lost_instances(report)
     _retry_stuck_instances(report)
     _retry_teardowns(report)
@@ -89,6 +91,23 @@ def _remove_leftovers(report: Report) -> None:
         logger.info("session %s: removing what Docker still holds of it", session_id)
         backend.remove_orphan(session_id)
         report.removed.append(session_id)
+
+
+def _release_leftover_disks(report: Report) -> None:
+    """A disk whose instance is gone (its volume was never made, or went first) is released."""
+    backend = get_backend()
+    present = backend.storage_present()
+    if not present:
+        return
+    claimed = set(
+        Instance.objects.filter(storage_token__in=present)
+        .exclude(status=Status.TERMINATED)
+        .values_list("storage_token", flat=True)
+    ) | set(PreparedSession.objects.filter(storage_token__in=present).values_list("storage_token", flat=True))
+    for token in sorted(present - claimed):
+        logger.info("releasing the disk %s, which no instance claims", token)
+        backend.release_storage(token)
+        report.disks_released.append(token)
 
 
 def _remove_dead_prepared(report: Report) -> None:

@@ -56,8 +56,9 @@ def session_create(
     owner = owner if owner is not None and owner.is_authenticated else None
     with transaction.atomic():
         _check_limits(owner=owner, client_address=client_address, now=now)
+        prepared = prepared_take(playground=playground, image=image)
         session = Session.objects.create(
-            id=prepared_take(playground=playground, image=image) or new_session_id(),
+            id=prepared.pk if prepared else new_session_id(),
             created_at=now,
             playground=playground,
             owner=owner,
@@ -65,7 +66,9 @@ def session_create(
             client_agent=client_agent[:300],
             expires_at=now + duration,
         )
-        instance = Instance.objects.create(session=session, image=image)
+        # A prepared instance's disk and volume are named by its token: keep it.
+        storage = {"storage_token": prepared.storage_token} if prepared else {}
+        instance = Instance.objects.create(session=session, image=image, **storage)
         enqueue_provision(instance)
     set_session(session.id)  # what follows in this request or task is about it
     logger.info("session %s opened in playground %s", session.id, playground.id)

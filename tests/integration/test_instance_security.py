@@ -245,10 +245,10 @@ def disk_bytes(container, path: str) -> tuple[int, int]:
 def test_it_bounds_the_inner_docker_directory_to_the_playgrounds_size(sessions, docker_client):
     Playground.objects.filter(pk="default").update(storage_size="256M")
     [container] = sessions(1)
-    session_id = container.labels["org.playground.session"]
+    instance = Instance.objects.get(session_id=container.labels["org.playground.session"])
     disks = LoopDisks()
-    volume = docker_client.volumes.get(resource_names(session_id)["volume"])
-    assert volume.attrs["Options"] == {"type": "ext4", "device": str(disks.device_path(session_id))}
+    volume = docker_client.volumes.get(resource_names(instance)["volume"])
+    assert volume.attrs["Options"] == {"type": "ext4", "device": str(disks.device_path(instance.storage_token))}
 
     size, _ = disk_bytes(container, INNER_DOCKER_DIR)
     assert DISK_SIZE * 0.85 <= size <= DISK_SIZE
@@ -257,7 +257,7 @@ def test_it_bounds_the_inner_docker_directory_to_the_playgrounds_size(sessions, 
     # stops at the size.
     exit_code, output = run(container, f"dd if=/dev/zero of={INNER_DOCKER_DIR}/fill bs=1M count=400 2>&1")
     assert exit_code != 0 and "No space left on device" in output, output
-    assert disks.image_path(session_id).stat().st_blocks * 512 <= DISK_SIZE
+    assert disks.image_path(instance.storage_token).stat().st_blocks * 512 <= DISK_SIZE
     # Freed again, the inner Docker goes on working.
     assert run(container, f"rm {INNER_DOCKER_DIR}/fill && docker info --format '{{{{.Driver}}}}'") == (0, "overlay2\n")
 
@@ -267,8 +267,8 @@ def test_it_gives_an_instance_its_disk_back_after_the_host_lost_its_loop_devices
     [container] = sessions(1)
     session_id = container.labels["org.playground.session"]
     assert run(container, f"echo kept >{INNER_DOCKER_DIR}/marker")[0] == 0
-    disks = LoopDisks()
-    image, link = disks.image_path(session_id), disks.device_path(session_id)
+    disks, token = LoopDisks(), Instance.objects.get(session_id=session_id).storage_token
+    image, link = disks.image_path(token), disks.device_path(token)
 
     # What a reboot of the host does: the container stops, loop devices and
     # the links on /run are gone.
@@ -325,8 +325,7 @@ def test_it_keeps_the_host_out_of_an_instances_reach(sessions, docker_client):
     [container] = sessions(1)
     container.reload()
     session_id = container.labels["org.playground.session"]
-    names = resource_names(session_id)
-    network = docker_client.networks.get(names["network"])
+    network = docker_client.networks.get(resource_names(Instance.objects.get(session_id=session_id))["network"])
     gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
     host_ips = sorted({gateway, *host_addresses().values()})
 
@@ -355,6 +354,7 @@ def test_it_keeps_the_host_out_of_an_instances_reach(sessions, docker_client):
 
     # Nothing of the host is mounted and no other network is joined: the only
     # mount is the session's own volume for the inner Docker.
+    names = resource_names(Instance.objects.get(session_id=session_id))
     host_config = container.attrs["HostConfig"]
     assert container.attrs["Mounts"] == [
         {

@@ -10,7 +10,7 @@ import requests
 
 from sessions_app import services, tasks
 from sessions_app.backends.disks import LoopDisks
-from sessions_app.backends.docker import LABEL_SESSION, resource_names
+from sessions_app.backends.docker import LABEL_SESSION
 from sessions_app.models import Instance, PreparedSession
 from tests.support.stack import wait_for
 from tests.support.tiny_image import load_tiny_image
@@ -56,8 +56,11 @@ def containers_of(docker_client, session_id: str) -> list:
 
 def disk_leftovers(session_id: str) -> list[str]:
     """The session's bounded disk: its file, its device link and the loop devices holding it."""
+    token = Instance.objects.filter(session_id=session_id).values_list("storage_token", flat=True).first()
+    if token is None:
+        return []
     disks = LoopDisks()
-    image, link = disks.image_path(session_id), disks.device_path(session_id)
+    image, link = disks.image_path(token), disks.device_path(token)
     found = [str(path) for path in (image, link) if path.exists() or path.is_symlink()]
     attached = subprocess.run(
         ["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"], capture_output=True, text=True
@@ -67,11 +70,11 @@ def disk_leftovers(session_id: str) -> list[str]:
 
 
 def docker_leftovers(docker_client, session_id: str) -> dict:
-    names = resource_names(session_id)
+    network = f"playground-{session_id}"
     return {
         "containers": containers_of(docker_client, session_id),
-        "volumes": [v for v in docker_client.volumes.list() if v.name == names["volume"]],
-        "networks": [n for n in docker_client.networks.list(names=[names["network"]]) if n.name == names["network"]],
+        "volumes": docker_client.volumes.list(filters={"label": f"{LABEL_SESSION}={session_id}"}),
+        "networks": [n for n in docker_client.networks.list(names=[network]) if n.name == network],
         "disks": disk_leftovers(session_id),
     }
 
@@ -236,6 +239,6 @@ def test_a_session_takes_an_instance_prepared_before_it(platform, live_server, w
     assert container.exec_run(["docker", "version"]).exit_code == 0
     assert (
         Instance.objects.get(session_id=session_id).ip_address
-        == (container.attrs["NetworkSettings"]["Networks"][resource_names(session_id)["network"]]["IPAddress"])
+        == (container.attrs["NetworkSettings"]["Networks"][f"playground-{session_id}"]["IPAddress"])
     )
     close_session(live_server, docker_client, session_id)

@@ -21,8 +21,8 @@ def instance():
 
 def options(instance, **kwargs):
     backend = DockerBackend()
-    network = SimpleNamespace(name=resource_names(instance.session_id)["network"], id="f00dfeed")
-    return backend.container_options(instance, resource_names(instance.session_id), network)
+    network = SimpleNamespace(name=resource_names(instance)["network"], id="f00dfeed")
+    return backend.container_options(instance, resource_names(instance), network)
 
 
 def test_it_applies_the_playgrounds_limits(instance):
@@ -34,7 +34,7 @@ def test_it_applies_the_playgrounds_limits(instance):
     assert made["pids_limit"] == 300
     assert made["nano_cpus"] == 500_000_000
     assert made["network"] == "f00dfeed"  # by id, never ambiguous
-    assert made["volumes"] == {f"playground-{instance.session_id}-docker": {"bind": "/var/lib/docker", "mode": "rw"}}
+    assert made["volumes"] == {f"playground-{instance.storage_token}-docker": {"bind": "/var/lib/docker", "mode": "rw"}}
     assert made["labels"]["org.playground.session"] == instance.session_id
     assert made["environment"]["SESSION_ID"] == instance.session_id
     assert made["restart_policy"] == {"Name": "unless-stopped"}
@@ -105,9 +105,9 @@ class FakeDisks:
     def unavailable_reason(self, docker_host: str) -> str | None:
         return self.unavailable
 
-    def ensure(self, session_id: str, size: str) -> Path:
-        self.ensured.append((session_id, size))
-        return Path("/run/playground/disks") / session_id
+    def ensure(self, token: str, size: str) -> Path:
+        self.ensured.append((token, size))
+        return Path("/run/playground/disks") / token
 
 
 def make_volume(instance, *, unavailable: str | None = None) -> tuple[list[dict], FakeDisks]:
@@ -124,11 +124,12 @@ def test_it_mounts_a_disk_of_the_playgrounds_size_as_the_inner_docker_volume(ins
 
     created, disks = make_volume(instance)
 
-    assert disks.ensured == [(instance.session_id, "5G")]
+    assert disks.ensured == [(instance.storage_token, "5G")]
     [volume] = created
     assert volume["name"] == "the-volume"
     assert volume["driver"] == "local"
-    assert volume["driver_opts"] == {"type": "ext4", "device": f"/run/playground/disks/{instance.session_id}"}
+    assert volume["driver_opts"] == {"type": "ext4", "device": f"/run/playground/disks/{instance.storage_token}"}
+    assert instance.session_id not in volume["driver_opts"]["device"]
 
 
 def test_it_falls_back_to_an_unbounded_volume_and_says_why(instance, caplog):
@@ -168,7 +169,7 @@ def test_disk_sizes_are_read_in_binary_units():
         parse_size("10 GB")
 
 
-def test_disks_refuse_a_path_for_anything_but_a_session_id(tmp_path):
+def test_disks_refuse_a_path_for_anything_but_a_storage_token(tmp_path):
     disks = LoopDisks(tmp_path / "disks", tmp_path / "links")
 
     assert disks.image_path("ab12") == tmp_path / "disks" / "ab12.img"
@@ -177,12 +178,12 @@ def test_disks_refuse_a_path_for_anything_but_a_session_id(tmp_path):
             disks.device_path(bad)
 
 
-def test_disks_present_are_the_session_files_only(tmp_path):
+def test_disks_present_are_the_disk_files_only(tmp_path):
     disks = LoopDisks(tmp_path, tmp_path / "links")
     for name in ("ab12.img", "cd34.img", ".ef56.img.0a1b", "notes.txt", "bad name.img"):
         (tmp_path / name).touch()
 
-    assert disks.sessions_present() == {"ab12", "cd34"}
+    assert disks.tokens_present() == {"ab12", "cd34"}
 
 
 def test_disks_need_a_local_engine():

@@ -139,3 +139,14 @@ def test_the_reconciler_replaces_a_prepared_instance_that_stopped(run_on_commit,
     assert dead not in prepared_ids() and f"playground-{dead}" not in fake_engine.containers
     assert services.sessions_prepare() == 1
     assert running_containers(fake_engine) == prepared_ids()
+
+
+def test_a_session_keeps_the_storage_token_its_prepared_instance_was_made_with(api, run_on_commit):
+    services.sessions_prepare()
+    prepared = PreparedSession.objects.order_by("created_at").first()
+
+    session_id = open_session(api, run_on_commit)
+
+    instance = Instance.objects.get(session_id=session_id)
+    assert session_id == prepared.pk
+    assert instance.storage_token == prepared.storage_token != session_id

@@ -92,3 +92,12 @@ def test_it_records_the_new_address_of_a_restarted_container(fake_engine, run_on
 
     assert report.readdressed == [session_id]
     assert Instance.objects.get(session_id=session_id).ip_address == "10.9.9.9"
+
+
+def test_it_releases_a_disk_that_no_instance_claims(fake_engine, run_on_commit, session_id):
+    fake_engine.disks.add("a-disk-left-behind")
+
+    report = reconcile(run_on_commit)
+
+    assert report.disks_released == ["a-disk-left-behind"]
+    assert fake_engine.disks == {Instance.objects.get(session_id=session_id).storage_token}

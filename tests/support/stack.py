@@ -91,6 +91,18 @@ def docker_client():
     client = docker.from_env(timeout=60)
     yield client
     remove_labelled(client)
+    release_disks()
+
+
+def release_disks() -> None:
+    """Release the bounded disks left in the tests' own disk folder (a test that
+    removed an instance's volume behind the platform's back leaves its disk)."""
+    from sessions_app.backends.disks import LoopDisks
+
+    disks = LoopDisks()
+    if disks.unavailable_reason(settings.DOCKER_HOST) is None:
+        for token in disks.tokens_present():
+            disks.release(token)
 
 
 @pytest.fixture(scope="session")
