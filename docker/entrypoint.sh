@@ -3,19 +3,41 @@
 # start the inner dockerd in the background, then hand the container's TTY to
 # a login shell that comes back whenever the user exits it.
 #
-# One script for both bases (docker:*-dind on Alpine, our debootstrapped
-# Debian) and for the three ways an instance may be confined: --privileged,
+# One script for every way an instance may be confined: --privileged,
 # the capability profile (cap_add ALL minus SYS_RESOURCE, seccomp and
-# AppArmor unconfined) and sysbox-runc. It is plain POSIX sh because dash and
-# busybox ash start in a millisecond and bash may not exist on a bare base.
+# AppArmor unconfined) and sysbox-runc. It is plain POSIX sh because dash
+# starts in a millisecond.
+#
+# A fourth way, rootless, is chosen by the platform with PLAYGROUND_ROOTLESS=1
+# in the container's environment: the container has no privilege beyond a
+# few capabilities, and this script, still root, prepares what the learner's
+# daemon needs, then becomes the learner (uid 1000) for good and runs the
+# inner dockerd rootless (dockerd-rootless.sh, RootlessKit, slirp4netns) and
+# the login shells as the learner. See rootless_prepare.
 #
 # Arguments starting with "-" are passed to dockerd; any other command runs
 # in place of the login shell once dockerd has been started.
 set -u
 
 DOCKERD_LOG=/var/log/dockerd.log
+DOCKERD_PIDFILE=/run/playground-dockerd.pid
 dockerd_pid=
 shell_pid=
+
+# The rootless profile's user; its runtime directory holds the daemon's
+# socket and pid files (DOCKER_HOST points there).
+LEARNER_UID=1000
+LEARNER_HOME=/home/learner
+rootless=
+case ${PLAYGROUND_ROOTLESS-} in
+1 | true | yes)
+	rootless=1
+	XDG_RUNTIME_DIR=/run/user/$LEARNER_UID
+	DOCKER_HOST=unix://$XDG_RUNTIME_DIR/docker.sock
+	DOCKERD_PIDFILE=$XDG_RUNTIME_DIR/playground-dockerd.pid
+	export XDG_RUNTIME_DIR DOCKER_HOST
+	;;
+esac
 
 warn() {
 	echo "playground: $*" >&2
@@ -127,20 +149,95 @@ iptables_setup() {
 	export PATH
 }
 
+# Rootless, as root: what the learner cannot do itself. The outer container
+# has only CHOWN, MKNOD, SETUID, SETGID and KILL (and this script loses them
+# with uid 0 below; KILL is for docker-init, PID 1, which stays root and must
+# forward SIGTERM to this script).
+#  - /dev/net/tun for slirp4netns (Docker's default device rules allow it);
+#  - the data root, on the instance's volume, owned by the learner: overlay2
+#    then works natively in the daemon's user namespace (the top directory
+#    only: what is below is the daemon's, mapped to the learner's ids);
+#  - XDG_RUNTIME_DIR on the /run tmpfs, fresh at every start like /run;
+#  - the daemon's log, and the terminal, which the learner's programs may open
+#    by name (as login(1) would do).
+rootless_prepare() {
+	if [ ! -c /dev/net/tun ]; then
+		{ [ -d /dev/net ] || mkdir -m 0755 /dev/net; } && mknod -m 666 /dev/net/tun c 10 200 ||
+			warn "could not create /dev/net/tun; the inner dockerd will have no network"
+	fi
+	[ ! -d /var/lib/docker ] || chown "$LEARNER_UID:$LEARNER_UID" /var/lib/docker ||
+		warn "could not hand /var/lib/docker to the learner"
+	mkdir -p -m 0755 /run/user
+	# (chmod before chown: without CAP_FOWNER root cannot chmod what it does
+	# not own.)
+	mkdir -p "$XDG_RUNTIME_DIR" && chmod 0700 "$XDG_RUNTIME_DIR" &&
+		chown "$LEARNER_UID:$LEARNER_UID" "$XDG_RUNTIME_DIR" || warn "could not make $XDG_RUNTIME_DIR"
+	[ -d "${DOCKERD_LOG%/*}" ] || mkdir -p "${DOCKERD_LOG%/*}"
+	# (Not `: >>`: a redirection that fails on a special builtin ends the
+	# script, and root without CAP_DAC_OVERRIDE cannot open the learner's
+	# log left by a previous start.)
+	[ -e "$DOCKERD_LOG" ] || true >"$DOCKERD_LOG"
+	chown "$LEARNER_UID:$LEARNER_UID" "$DOCKERD_LOG"
+	[ ! -t 0 ] || chown "$LEARNER_UID" /proc/self/fd/0 2>/dev/null || true
+}
+
+# Become the learner for good: real, effective and saved ids, its groups, no
+# capability left (a uid change from 0 clears them; the inheritable set is
+# cleared too). setpriv execs this script again, which then goes on as the
+# learner. no_new_privs is NOT set: newuidmap and newgidmap need their file
+# capabilities.
+become_learner() {
+	HOME=$LEARNER_HOME USER=learner LOGNAME=learner SHELL=/bin/bash
+	export HOME USER LOGNAME SHELL
+	exec setpriv --reuid="$LEARNER_UID" --regid="$LEARNER_UID" --init-groups --inh-caps=-all -- "$0" "$@"
+}
+
+start_dockerd_rootless() {
+	# dockerd-rootless.sh re-executes itself in RootlessKit's user, mount and
+	# network namespaces, then runs dockerd there. Its socket, pid files and
+	# exec root are in XDG_RUNTIME_DIR; the data root stays on the volume. It
+	# runs $DOCKERD, here playground-dockerd (containerd first, a second
+	# sooner), in the namespaces.
+	# Setting the network driver by name lowers the script's default MTU to
+	# 1500, hence the MTU. The builtin port driver listens on the instance's
+	# own address, so `-p 8080:80` is reachable at <instance ip>:8080.
+	for pidfile in "$XDG_RUNTIME_DIR/docker.pid" "$XDG_RUNTIME_DIR/docker/containerd/containerd.pid" "$DOCKERD_PIDFILE"; do
+		[ ! -e "$pidfile" ] || rm -f "$pidfile"
+	done
+	DOCKERD=playground-dockerd PLAYGROUND_CONTAINERD_DIR=$XDG_RUNTIME_DIR/docker/containerd \
+	DOCKERD_ROOTLESS_ROOTLESSKIT_NET=${DOCKERD_ROOTLESS_ROOTLESSKIT_NET:-slirp4netns} \
+	DOCKERD_ROOTLESS_ROOTLESSKIT_MTU=${DOCKERD_ROOTLESS_ROOTLESSKIT_MTU:-65520} \
+	DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=${DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER:-builtin} \
+		dockerd-rootless.sh --data-root=/var/lib/docker "$@" </dev/null >>"$DOCKERD_LOG" 2>&1 &
+	dockerd_pid=$!
+	echo "$dockerd_pid" >"$DOCKERD_PIDFILE"
+}
+
 start_dockerd() {
+	if [ -n "$rootless" ]; then
+		start_dockerd_rootless "$@"
+		return
+	fi
 	# A restarted container keeps its filesystem, and with it the pid files
 	# of the daemons that were killed with it; they would refuse to start.
 	# (Start-up time matters, hence no needless fork on a fresh container.)
-	for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid /run/playground-dockerd.pid; do
+	for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid "$DOCKERD_PIDFILE"; do
 		[ ! -e "$pidfile" ] || rm -f "$pidfile"
 	done
 	[ -d "${DOCKERD_LOG%/*}" ] || mkdir -p "${DOCKERD_LOG%/*}"
 	# dockerd reads /etc/docker/daemon.json by itself when it exists (it must
 	# not set "hosts", which the flag below already does).
-	dockerd --host=unix:///var/run/docker.sock "$@" </dev/null >>"$DOCKERD_LOG" 2>&1 &
+	# Docker 26 (trixie) disables IPv6 on each nested container's eth0 by
+	# writing its /proc/sys, which the capability profile leaves read-only:
+	# without this every nested `docker run` on a bridge network fails with
+	# "failed to disable IPv6 on container's interface eth0". (Earlier
+	# versions do not look at it.)
+	# playground-dockerd starts containerd before dockerd (a second sooner).
+	DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1 PLAYGROUND_CONTAINERD_DIR=/var/run/docker/containerd \
+		playground-dockerd --host=unix:///var/run/docker.sock "$@" </dev/null >>"$DOCKERD_LOG" 2>&1 &
 	dockerd_pid=$!
 	# wait-for-docker tells a daemon that died from one not started yet by this.
-	echo "$dockerd_pid" >/run/playground-dockerd.pid
+	echo "$dockerd_pid" >"$DOCKERD_PIDFILE"
 }
 
 # The user's terminal is the container's own TTY. Each login shell must be
@@ -228,13 +325,27 @@ shutdown() {
 	exit 0
 }
 
-if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-	cgroup_setup_v2
+if [ -n "$rootless" ]; then
+	# The daemon's cgroups and iptables belong to its own namespaces.
+	if [ "$(id -u)" = 0 ]; then
+		rootless_prepare
+		become_learner "$@"
+	fi
+	# Started as the learner already (the container's user is 1000): the
+	# container's options must then provide what rootless_prepare makes
+	# (/dev/net/tun as a device, which only works where the host's node is
+	# mode 0666; a tmpfs at /run/user/1000 owned by 1000; a data root owned
+	# by 1000), and the log goes to the runtime directory when /var/log is
+	# not the learner's.
+	[ -w "$DOCKERD_LOG" ] || [ -w "${DOCKERD_LOG%/*}" ] || DOCKERD_LOG=$XDG_RUNTIME_DIR/dockerd.log
 else
-	cgroup_setup_v1
+	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+		cgroup_setup_v2
+	else
+		cgroup_setup_v1
+	fi
+	iptables_setup
 fi
-
-iptables_setup
 
 trap shutdown TERM INT
 if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then

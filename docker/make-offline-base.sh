@@ -1,25 +1,24 @@
 #!/bin/sh
 # Build the offline base image of the playground's DIND image, for machines
-# that cannot pull docker:*-dind from a registry.
+# that cannot pull debian:trixie-slim from a registry.
 #
-#   make-offline-base.sh TAG        e.g. make-offline-base.sh playground-dind-base:bookworm
+#   make-offline-base.sh TAG        e.g. make-offline-base.sh playground-dind-base:trixie
 #
-# It debootstraps a minimal Debian bookworm that already holds everything the
-# DIND image needs (dockerd, the client, Compose v1, a friendly shell), so the
-# Dockerfile installs nothing on top of it. About 40 s and 500-odd MB.
+# It debootstraps a minimal Debian trixie holding every package of the
+# `packages` file (Docker 26, Compose v2, buildx, what the rootless profile
+# needs, a friendly shell) and runs setup-base.sh in it, so the Dockerfile
+# installs nothing on top of it. About 40 s and 620 MB.
 #
 # Environment: DEBIAN_MIRROR overrides the mirror (by default, the one apt uses
-# on this machine); SUITE overrides the release (bookworm).
+# on this machine).
 set -eu
 
 TAG=${1:?usage: make-offline-base.sh TAG}
-SUITE=${SUITE:-bookworm}
+SUITE=trixie
 
-# The packages beyond minbase. docker.io brings containerd, runc and tini
-# (docker-init); iptables is what the inner dockerd programs for its bridge.
-PACKAGES="docker.io,containerd,runc,tini,iptables,kmod,procps,iproute2,iputils-ping,\
-bash,bash-completion,ca-certificates,curl,git,openssh-client,vim-tiny,nano,less,\
-docker-compose,xz-utils,pigz,netbase,hostname"
+# Everything the image needs, from the list the Dockerfile uses too.
+HERE=$(cd "$(dirname "$0")" && pwd)
+PACKAGES=$(sed -e 's/#.*//' "$HERE/packages" | tr -s ' \n' ' ' | sed -e 's/^ //' -e 's/ $//' | tr ' ' ',')
 
 # The mirror apt uses here: the first http(s) URI of the main archive found in
 # either the deb822 (.sources) or the one-line (.list) format.
@@ -48,12 +47,9 @@ debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOT" "$MIRROR" >
 	exit 1
 }
 
-# The inner dockerd programs its bridge with iptables. Both backends work
-# nested on our hosts (a kernel with ip_tables and nf_tables); legacy made the
-# inner daemon answer about 50-150 ms sooner than nft, so pin it rather than
-# let "auto" pick nft.
-chroot "$ROOT" update-alternatives --set iptables /usr/sbin/iptables-legacy >/dev/null
-chroot "$ROOT" update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy >/dev/null
+# The same tuning and trimming as on the other path (setup-base.sh).
+cp "$HERE/setup-base.sh" "$HERE/packages" "$ROOT/tmp/"
+chroot "$ROOT" sh /tmp/setup-base.sh /tmp/packages
 
 # Point apt at the same mirror (with security updates) so users can apt-get install.
 cat >"$ROOT/etc/apt/sources.list" <<SOURCES
@@ -61,13 +57,7 @@ deb $MIRROR $SUITE main
 deb $MIRROR $SUITE-updates main
 SOURCES
 
-# Keep the image small: caches, docs, man pages and translations are of no use
-# in a throw-away playground. The copyright files go too; the licences are in
-# the Debian archive the packages came from.
-rm -rf "$ROOT"/var/cache/apt/archives/*.deb "$ROOT"/var/cache/apt/*.bin \
-	"$ROOT"/var/lib/apt/lists/* "$ROOT"/var/log/*.log "$ROOT"/var/log/apt/* \
-	"$ROOT"/usr/share/doc/* "$ROOT"/usr/share/man/* "$ROOT"/usr/share/info/* \
-	"$ROOT"/usr/share/locale/* "$ROOT"/usr/share/lintian/* "$ROOT"/tmp/*
+rm -rf "$ROOT"/tmp/*
 # Files that belong to the build machine, not to every instance.
 : >"$ROOT/etc/machine-id"
 rm -f "$ROOT/etc/hostname" "$ROOT/etc/resolv.conf"

@@ -341,13 +341,30 @@ DOCKER_HOST = env_str("DOCKER_HOST", "unix:///var/run/docker.sock")
 # The backend that runs instances; tests swap in sessions_app.backends.fake.
 PLAYGROUND_BACKEND = env_str("PLAYGROUND_BACKEND", "sessions_app.backends.docker.DockerBackend")
 PLAYGROUND_DIND_IMAGE = env_str("PLAYGROUND_DIND_IMAGE", "playground-dind:latest")
-PLAYGROUND_DIND_BASE_IMAGE = env_str("PLAYGROUND_DIND_BASE_IMAGE", "docker:27-dind")
-# How instances get the rights a Docker daemon needs: "auto" tries
-# --privileged and falls back to the capability profile where the engine
-# refuses it; "runtime" uses PLAYGROUND_DOCKER_RUNTIME (e.g. sysbox-runc).
+PLAYGROUND_DIND_BASE_IMAGE = env_str("PLAYGROUND_DIND_BASE_IMAGE", "debian:trixie-slim")
+# How instances get the rights a Docker daemon needs.
+# - "rootless" (the default): an ordinary container with four capabilities
+#   and a seccomp profile (docker/seccomp-rootless.json); its inner dockerd
+#   runs rootless, as the learner (uid 1000), and nothing the learner starts
+#   runs as root of the container. A learner cannot become root on the host.
+# - "runtime": PLAYGROUND_DOCKER_RUNTIME (e.g. sysbox-runc) confines it.
+# - "privileged", "capabilities" (every capability but SYS_RESOURCE, no
+#   seccomp or AppArmor filter: for hosts that refuse --privileged) and "auto"
+#   (the first, else the second): the learner is root in a container with
+#   broad rights on the host's kernel, which a learner can turn into root on
+#   the host. Only for trusted, logged-in learners: they need
+#   PLAYGROUND_REQUIRE_LOGIN and PLAYGROUND_ALLOW_HOST_ROOT=true.
 PLAYGROUND_SECURITY_PROFILE = env_choice(
-    "PLAYGROUND_SECURITY_PROFILE", "auto", {"auto", "privileged", "capabilities", "runtime"}
+    "PLAYGROUND_SECURITY_PROFILE", "rootless", {"rootless", "runtime", "auto", "privileged", "capabilities"}
 )
+HOST_ROOT_PROFILES = {"auto", "privileged", "capabilities"}
+PLAYGROUND_ALLOW_HOST_ROOT = env_bool("PLAYGROUND_ALLOW_HOST_ROOT", False)
+if PLAYGROUND_SECURITY_PROFILE in HOST_ROOT_PROFILES and not (PLAYGROUND_REQUIRE_LOGIN and PLAYGROUND_ALLOW_HOST_ROOT):
+    raise ImproperlyConfigured(
+        f"PLAYGROUND_SECURITY_PROFILE={PLAYGROUND_SECURITY_PROFILE} lets learners become root on the host: it needs "
+        "PLAYGROUND_REQUIRE_LOGIN=true (trusted learners only) and PLAYGROUND_ALLOW_HOST_ROOT=true (the operator "
+        "accepts it). The default, rootless, needs neither."
+    )
 PLAYGROUND_DOCKER_RUNTIME = env_str("PLAYGROUND_DOCKER_RUNTIME", "")
 if PLAYGROUND_SECURITY_PROFILE == "runtime" and not PLAYGROUND_DOCKER_RUNTIME:
     raise ImproperlyConfigured("PLAYGROUND_SECURITY_PROFILE=runtime needs PLAYGROUND_DOCKER_RUNTIME")

@@ -1,7 +1,7 @@
 """Build the DIND image that every playground instance runs.
 
 The build context is the ``docker/`` directory at the root of the project. The
-image is built on the configured base (``docker:27-dind`` by default) when the
+image is built on the configured base (``debian:trixie-slim`` by default) when the
 engine has it or can pull it, and otherwise on an offline Debian base made with
 ``docker/make-offline-base.sh``, so that machines without a registry can still
 run instances.
@@ -27,8 +27,8 @@ from docker.utils.build import exclude_paths
 
 DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
 DEFAULT_TAG = "playground-dind:latest"
-DEFAULT_BASE_IMAGE = "docker:27-dind"
-OFFLINE_BASE_IMAGE = "playground-dind-base:bookworm"
+DEFAULT_BASE_IMAGE = "debian:trixie-slim"
+OFFLINE_BASE_IMAGE = "playground-dind-base:trixie"
 OFFLINE_BASE_SCRIPT = DOCKER_DIR / "make-offline-base.sh"
 
 LABEL_CONTEXT_HASH = "org.playground.context-hash"

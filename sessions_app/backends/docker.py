@@ -13,17 +13,19 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import json
 import logging
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import docker
 import requests
 from django.conf import settings
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
-from docker.models.containers import Container
+from docker.models.containers import Container, _create_container_args
 from docker.models.networks import Network
 from docker.types import LogConfig
 
@@ -86,6 +88,67 @@ class Stopwatch:
 
     def __str__(self) -> str:
         return ", ".join(f"{step} {seconds:.2f}s" for step, seconds in self.laps)
+
+
+# --- Security profiles -------------------------------------------------------------
+
+ROOTLESS_VARIABLE = "PLAYGROUND_ROOTLESS"
+# An option of container_options() that goes into the HostConfig as it is.
+HOST_CONFIG = "host_config_extra"
+LEARNER_UID = "1000"  # the image's `learner`
+SECCOMP_ROOTLESS = Path(settings.BASE_DIR) / "docker" / "seccomp-rootless.json"
+
+
+@functools.cache
+def _rootless_seccomp() -> str:
+    # The engine takes the profile's text, not a path (as `docker run
+    # --security-opt seccomp=FILE` does: the CLI reads the file).
+    return json.dumps(json.loads(SECCOMP_ROOTLESS.read_text()), separators=(",", ":"))
+
+
+def rootless_options() -> dict:
+    """Container options of the rootless profile (see docker/entrypoint.sh).
+
+    An ordinary container: a few capabilities, which the entrypoint needs as
+    root for a moment (make /dev/net/tun, hand the inner data root to the
+    learner, then drop to the learner for good through setpriv), and
+    Docker's default seccomp profile plus what a user namespace needs
+    (docker/seccomp-rootless.json). /proc and /sys are left unmasked
+    (systempaths=unconfined) so that nested containers can mount their own
+    /proc: only file permissions guard them then, which is why no process
+    of the learner, nor any the platform starts, may run as root of this
+    container (exec_user()). An init reaps the shims of finished nested
+    containers.
+    """
+    return {
+        "cap_drop": ["ALL"],
+        # KILL: docker-init, PID 1, stays root and must pass SIGTERM on to the
+        # entrypoint, which by then runs as the learner.
+        "cap_add": ["SETUID", "SETGID", "MKNOD", "CHOWN", "KILL"],
+        "security_opt": [f"seccomp={_rootless_seccomp()}"],
+        # `--security-opt systempaths=unconfined` of the CLI: nothing masked
+        # or read-only under /proc and /sys, or the kernel refuses nested
+        # containers a /proc of their own.
+        HOST_CONFIG: {"MaskedPaths": [], "ReadonlyPaths": []},
+        "init": True,
+    }
+
+
+def create_container(client: docker.DockerClient, options: dict) -> Container:
+    """client.containers.create(**options), with the HostConfig fields the SDK has no keyword for."""
+    options = dict(options)
+    host_config = options.pop(HOST_CONFIG, {})
+    if not host_config:
+        return client.containers.create(**options)
+    # What containers.create does, with the extra fields added on the way.
+    arguments = _create_container_args({**options, "version": client.api._version})
+    arguments["host_config"].update(host_config)
+    return client.containers.get(client.api.create_container(**arguments)["Id"])
+
+
+def exec_user() -> str:
+    """Who runs what the platform executes in an instance: never root under the rootless profile."""
+    return LEARNER_UID if settings.PLAYGROUND_SECURITY_PROFILE == "rootless" else ""
 
 
 def _ip_address(container: Container, network_name: str) -> str | None:
@@ -327,7 +390,7 @@ class DockerBackend(Backend):
 
     def ensure_container(self, instance: Instance, names: dict[str, str], network: Network) -> Container:
         try:
-            return self.client.containers.create(**self.container_options(instance, names, network))
+            return create_container(self.client, self.container_options(instance, names, network))
         except ImageNotFound as exc:
             raise ImageMissing(
                 f"The image {instance.image} is not available on the Docker host.",
@@ -353,10 +416,11 @@ class DockerBackend(Backend):
             "network": network.id,
             "labels": self.labels(instance),
             "environment": {
-                "SESSION_ID": instance.session_id,
                 "PLAYGROUND_ID": playground.id,
                 "INSTANCE_NAME": instance.name,
                 "DOCKER_TLS_CERTDIR": "",
+                # The entrypoint starts a rootless inner dockerd and drops to the learner for good.
+                ROOTLESS_VARIABLE: "1" if settings.PLAYGROUND_SECURITY_PROFILE == "rootless" else "",
             },
             # Without a volume the inner daemon falls back to the slow vfs
             # driver, because overlay on overlay fails.
@@ -393,6 +457,8 @@ class DockerBackend(Backend):
 
     def security_options(self) -> dict:
         profile = settings.PLAYGROUND_SECURITY_PROFILE
+        if profile == "rootless":
+            return rootless_options()
         if profile == "runtime":
             return {"runtime": settings.PLAYGROUND_DOCKER_RUNTIME}
         if profile == "privileged" or (profile == "auto" and not DockerBackend._privileged_refused):
@@ -432,13 +498,13 @@ class DockerBackend(Backend):
                 logger.warning("The Docker engine refuses --privileged; using the capability profile instead.")
             DockerBackend._privileged_refused = True
         container.remove(force=True)
-        replacement = self.client.containers.create(**self.container_options(instance, names, network))
+        replacement = create_container(self.client, self.container_options(instance, names, network))
         self._start(replacement, names["network"])
         return replacement
 
     def wait_until_ready(self, instance: Instance, container: Container) -> None:
         timeout = int(settings.PLAYGROUND_DAEMON_READY_TIMEOUT)
-        exit_code, output = container.exec_run(["wait-for-docker", str(timeout)])
+        exit_code, output = container.exec_run(["wait-for-docker", str(timeout)], user=exec_user())
         if exit_code != 0:
             tail = output.decode("utf-8", "replace")[-2000:]
             raise DaemonNotReady(

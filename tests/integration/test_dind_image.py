@@ -2,7 +2,8 @@
 answers, nested containers run and publish ports, and the terminal behaves.
 
 These tests need no database: they start instances the way the Docker backend
-does, with the capability profile that works where --privileged is refused.
+does, under the rootless profile (the default) and the capability profile
+(what works where --privileged is refused), one module run each.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import uuid
 import docker
 import pytest
 
+from sessions_app.backends.docker import LEARNER_UID, ROOTLESS_VARIABLE, create_container, rootless_options
 from sessions_app.dind_image import LABEL_BASE_IMAGE, LABEL_CONTEXT_HASH, build_dind_image
 from tests.support.tiny_image import INDEX_HTML, load_tiny_image
 
@@ -32,6 +34,24 @@ CAPABILITY_PROFILE = {
     "cap_drop": ["SYS_RESOURCE"],
     "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
 }
+
+
+@pytest.fixture(scope="module", params=["rootless", "capabilities"])
+def profile(request) -> str:
+    return request.param
+
+
+def profile_options(profile: str) -> dict:
+    if profile == "rootless":
+        return {**rootless_options(), "environment": {ROOTLESS_VARIABLE: "1"}}
+    return CAPABILITY_PROFILE
+
+
+def user_of(profile: str) -> str:
+    """Who the platform runs commands as: never root under the rootless profile."""
+    return LEARNER_UID if profile == "rootless" else ""
+
+
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -57,33 +77,46 @@ def image(engine) -> str:
     return build_dind_image(client=engine, tag=IMAGE_TAG, log=lambda message: None)
 
 
-def start_instance(engine, image: str):
-    """Start an instance as the platform does and wait until its inner daemon answers."""
+def start_instance(engine, image: str, profile: str, command: list[str] | None = None):
+    """Start an instance as the platform does (without waiting for its daemon)."""
     volume = engine.volumes.create(name=f"playground-test-{uuid.uuid4().hex[:10]}", labels=LABELS)
-    container = engine.containers.run(
-        image,
-        detach=True,
-        hostname="node1",
-        tty=True,
-        stdin_open=True,
-        labels=LABELS,
-        volumes={volume.name: {"bind": "/var/lib/docker", "mode": "rw"}},
-        **CAPABILITY_PROFILE,
+    container = create_container(
+        engine,
+        {
+            "image": image,
+            "command": command,
+            "detach": True,
+            "hostname": "node1",
+            "tty": True,
+            "stdin_open": True,
+            "labels": LABELS,
+            "volumes": {volume.name: {"bind": "/var/lib/docker", "mode": "rw"}},
+            "tmpfs": {"/run": "rw,nosuid,nodev,exec,size=64m"},
+            **profile_options(profile),
+        },
     )
-    result = container.exec_run(["wait-for-docker", "30"])
+    container.start()
+    return container
+
+
+def start_ready_instance(engine, image: str, profile: str):
+    """Start an instance and wait until its inner daemon answers."""
+    container = start_instance(engine, image, profile)
+    result = container.exec_run(["wait-for-docker", "30"], user=user_of(profile))
     assert result.exit_code == 0, result.output.decode(errors="replace")
     return container
 
 
 @pytest.fixture(scope="module")
-def instance(engine, image):
-    container = start_instance(engine, image)
-    load_tiny_image(container)
+def instance(engine, image, profile):
+    container = start_ready_instance(engine, image, profile)
+    container.profile = profile
+    load_tiny_image(container, user=user_of(profile))
     return container
 
 
 def run(container, command: str) -> tuple[int, str]:
-    result = container.exec_run(["sh", "-c", command])
+    result = container.exec_run(["sh", "-c", command], user=user_of(container.profile))
     return result.exit_code, result.output.decode(errors="replace")
 
 
@@ -146,10 +179,17 @@ def test_it_builds_the_image_once_and_then_does_nothing(engine, image):
 
 
 def test_it_starts_an_inner_daemon_on_overlay2(instance):
-    status, output = run(instance, "docker info --format '{{.Driver}} {{.CgroupDriver}}'")
+    status, output = run(instance, "docker info --format '{{.Driver}} {{.CgroupDriver}} {{.SecurityOptions}}'")
 
     assert status == 0, output
-    assert output.split() == ["overlay2", "cgroupfs"]
+    driver, cgroups, security = output.split(" ", 2)
+    assert driver == "overlay2"
+    if instance.profile == "rootless":
+        # A rootless daemon on cgroup v1 leaves nested containers in the
+        # instance's own cgroup (the next test).
+        assert (cgroups, "name=rootless" in security) == ("none", True)
+    else:
+        assert cgroups == "cgroupfs"
 
 
 def test_it_runs_nested_containers(instance):
@@ -168,7 +208,10 @@ def test_it_keeps_nested_containers_inside_the_instance_cgroup(instance):
     status, nested = run(instance, "docker run --rm tiny:latest cat /proc/self/cgroup")
 
     assert status == 0, nested
-    assert memory_cgroup(nested).startswith(memory_cgroup(own).rstrip("/") + "/docker/")
+    if instance.profile == "rootless":
+        assert memory_cgroup(nested) == memory_cgroup(own)
+    else:
+        assert memory_cgroup(nested).startswith(memory_cgroup(own).rstrip("/") + "/docker/")
 
 
 def test_it_publishes_ports_of_nested_containers(instance):
@@ -188,8 +231,9 @@ def test_it_shows_a_prompt_with_the_hostname_and_address(instance, terminal):
     instance.reload()
     address = instance.attrs["NetworkSettings"]["IPAddress"]
 
+    user = "learner" if instance.profile == "rootless" else "root"
     terminal.type("\n")
-    terminal.expect(rf"\[node1\] \(local\) root@{re.escape(address)} ~\$ ")
+    terminal.expect(rf"\[node1\] \(local\) {user}@{re.escape(address)} ~\$ ")
     terminal.type("echo $((6 * 7))\n")
     terminal.expect(r"[\r\n]42\r?\n")
 
@@ -217,9 +261,10 @@ def test_it_starts_a_new_login_shell_when_the_user_exits(instance, terminal):
     assert status == 0, output
 
 
-def test_it_stops_its_daemon_and_nested_containers_on_sigterm(engine, image):
-    container = start_instance(engine, image)
-    load_tiny_image(container)
+def test_it_stops_its_daemon_and_nested_containers_on_sigterm(engine, image, profile):
+    container = start_ready_instance(engine, image, profile)
+    container.profile = profile
+    load_tiny_image(container, user=user_of(profile))
     status, output = run(container, "docker run -d tiny:latest sleep 600")
     assert status == 0, output
 
@@ -234,15 +279,12 @@ def test_it_stops_its_daemon_and_nested_containers_on_sigterm(engine, image):
     assert b"Daemon shutdown complete" in b"".join(stream)
 
 
-def test_it_reports_a_daemon_that_died(engine, image):
-    volume = engine.volumes.create(labels=LABELS)
-    container = engine.containers.run(
+def test_it_reports_a_daemon_that_died(engine, image, profile):
+    container = start_instance(
+        engine,
         image,
+        profile,
         ["sh", "-c", "until pgrep -x dockerd; do sleep 0.05; done; pkill -x dockerd; wait-for-docker 20"],
-        detach=True,
-        labels=LABELS,
-        volumes={volume.name: {"bind": "/var/lib/docker", "mode": "rw"}},
-        **CAPABILITY_PROFILE,
     )
 
     result = container.wait(timeout=15)

@@ -22,7 +22,7 @@ import requests
 
 from sessions_app import tasks
 from sessions_app.backends.disks import LoopDisks
-from sessions_app.backends.docker import INNER_DOCKER_DIR, resource_names
+from sessions_app.backends.docker import INNER_DOCKER_DIR, exec_user, resource_names
 from sessions_app.models import Instance, Playground
 from tests.integration.test_sessions_on_docker import containers_of, create_session, wait_until_running
 from tests.support.stack import wait_for
@@ -39,8 +39,9 @@ METADATA_URL = "http://169.254.169.254/"
 
 
 def run(container, script: str) -> tuple[int, str]:
-    """Run a bash script inside an instance as its root user; return (exit code, output)."""
-    exit_code, output = container.exec_run(["bash", "-c", script])
+    """Run a bash script inside an instance as the platform would (the learner,
+    under the rootless profile); return (exit code, output)."""
+    exit_code, output = container.exec_run(["bash", "-c", script], user=exec_user())
     return exit_code, output.decode(errors="replace")
 
 
@@ -172,7 +173,7 @@ def test_it_keeps_a_fork_bomb_inside_the_instance_pids_limit(sessions, live_serv
 
     # The classic bash fork bomb. timeout kills its whole process group after
     # 15 s, and removing the instance at the end kills whatever is left.
-    bombed.exec_run(["timeout", "-s", "KILL", "15", "bash", "-c", ":(){ :|:& };:"], detach=True)
+    bombed.exec_run(["timeout", "-s", "KILL", "15", "bash", "-c", ":(){ :|:& };:"], detach=True, user=exec_user())
     peak = 0
     newcomer_ids: list[str] = []
 
@@ -187,9 +188,9 @@ def test_it_keeps_a_fork_bomb_inside_the_instance_pids_limit(sessions, live_serv
         watching = pool.submit(watch_pids, 8)
         # Meanwhile the neighbour works and a new session starts.
         wait_for(lambda: read_counter(pids / "pids.events", "max") > refused_before, timeout=5, what="the bomb")
-        assert neighbour.exec_run(["echo", "still here"]) == (0, b"still here\n")
+        assert neighbour.exec_run(["echo", "still here"], user=exec_user()) == (0, b"still here\n")
         newcomer_ids.extend(c.labels["org.playground.session"] for c in sessions(1))
-        assert neighbour.exec_run(["echo", "still here"]) == (0, b"still here\n")
+        assert neighbour.exec_run(["echo", "still here"], user=exec_user()) == (0, b"still here\n")
         watching.result()
 
     # The bomb ran into the limit (forks were refused) and never went past it.
@@ -303,8 +304,7 @@ def test_it_keeps_a_session_from_reaching_another_sessions_servers(sessions):
     assert exit_code == 0, output
     exit_code, output = run(
         target,
-        "mkdir -p /srv/www && echo served by node1 >/srv/www/index.html && "
-        "(setsid python3 -m http.server 8081 --directory /srv/www >/dev/null 2>&1 &)",
+        "mkdir -p /tmp/www && echo served by node1 >/tmp/www/index.html && busybox httpd -p 8081 -h /tmp/www",
     )
     assert exit_code == 0, output
     nested, direct = f"http://{target_ip}:8080/", f"http://{target_ip}:8081/"

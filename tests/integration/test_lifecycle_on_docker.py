@@ -8,6 +8,7 @@ import requests
 from django.utils import timezone
 
 from sessions_app import tasks
+from sessions_app.backends.docker import exec_user
 from sessions_app.models import Instance, Session
 from tests.integration.test_sessions_on_docker import (
     containers_of,
@@ -68,7 +69,7 @@ def test_the_reconciler_revives_an_instance_removed_behind_its_back(platform, li
         return found and found[0].id != original.id and instance.status == "running" and found[0]
 
     container = wait_for(revived, timeout=60, interval=0.2, what="a new container")
-    assert container.exec_run(["docker", "version"]).exit_code == 0
+    assert container.exec_run(["docker", "version"], user=exec_user()).exit_code == 0
     assert Instance.objects.get(session_id=session_id).attempts == 2
     requests.delete(f"{live_server.url}/sessions/{session_id}", timeout=10)
     wait_for(lambda: gone_from_docker(docker_client, session_id), timeout=30, what="cleanup")

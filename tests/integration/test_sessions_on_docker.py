@@ -10,7 +10,7 @@ import requests
 
 from sessions_app import services, tasks
 from sessions_app.backends.disks import LoopDisks
-from sessions_app.backends.docker import LABEL_SESSION
+from sessions_app.backends.docker import LABEL_SESSION, exec_user
 from sessions_app.models import Instance, PreparedSession
 from tests.support.stack import wait_for
 from tests.support.tiny_image import load_tiny_image
@@ -101,7 +101,8 @@ def test_it_gives_a_session_a_running_docker_host(platform, live_server, worker,
     assert container.name == f"playground-{session_id}"
     assert container.attrs["Config"]["Hostname"] == "node1"
     assert container.labels["org.playground.playground"] == "default"
-    assert f"SESSION_ID={session_id}" in container.attrs["Config"]["Env"]
+    assert "PLAYGROUND_ROOTLESS=1" in container.attrs["Config"]["Env"]  # the default profile
+    assert not [variable for variable in container.attrs["Config"]["Env"] if session_id in variable]
     host_config = container.attrs["HostConfig"]
     assert host_config["PidsLimit"] == 1000
     assert host_config["Memory"] == 2048 * 1024 * 1024
@@ -115,7 +116,9 @@ def test_it_gives_a_session_a_running_docker_host(platform, live_server, worker,
     # The learner's first `docker run` works: nothing can be pulled here, so
     # a small image made on this machine is loaded into the inner daemon.
     load_tiny_image(container)
-    exit_code, output = container.exec_run(["docker", "run", "--rm", "tiny:latest", "echo", "hello from inside"])
+    exit_code, output = container.exec_run(
+        ["docker", "run", "--rm", "tiny:latest", "echo", "hello from inside"], user=exec_user()
+    )
     assert (exit_code, output.decode().strip()) == (0, "hello from inside")
 
     close_session(live_server, docker_client, session_id)
@@ -217,7 +220,7 @@ def test_it_recovers_from_a_worker_killed_while_provisioning(platform, live_serv
 
     [container] = containers_of(docker_client, session_id)
     assert container.status == "running"
-    exit_code, _ = container.exec_run(["docker", "version"])
+    exit_code, _ = container.exec_run(["docker", "version"], user=exec_user())
     assert exit_code == 0
     close_session(live_server, docker_client, session_id)
 
@@ -236,7 +239,7 @@ def test_a_session_takes_an_instance_prepared_before_it(platform, live_server, w
     assert session_id == prepared_id
     [container] = containers_of(docker_client, session_id)
     assert container.id == prepared.id  # adopted, not made again
-    assert container.exec_run(["docker", "version"]).exit_code == 0
+    assert container.exec_run(["docker", "version"], user=exec_user()).exit_code == 0
     assert (
         Instance.objects.get(session_id=session_id).ip_address
         == (container.attrs["NetworkSettings"]["Networks"][f"playground-{session_id}"]["IPAddress"])

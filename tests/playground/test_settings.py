@@ -120,3 +120,44 @@ def test_it_refuses_a_malformed_proxy_flag(tmp_path):
 
     assert result.returncode != 0
     assert "PLAYGROUND_BEHIND_PROXY must be a boolean" in result.stderr
+
+
+def test_it_runs_instances_rootless_by_default(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; "
+            "print(settings.PLAYGROUND_SECURITY_PROFILE)",
+        ],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PLAYGROUND_")}
+        | {"DJANGO_SETTINGS_MODULE": "playground.settings", "PLAYGROUND_VAR_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "rootless"
+
+
+@pytest.mark.parametrize("profile", ["privileged", "capabilities", "auto"])
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"PLAYGROUND_REQUIRE_LOGIN": "true"}, {"PLAYGROUND_ALLOW_HOST_ROOT": "true"}],
+)
+def test_it_refuses_a_profile_that_gives_host_root_unless_both_settings_accept_it(tmp_path, profile, env):
+    result = run_settings(tmp_path, PLAYGROUND_SECURITY_PROFILE=profile, **env)
+
+    assert result.returncode != 0
+    assert "root on the host" in result.stderr
+
+
+def test_it_accepts_host_root_for_logged_in_learners_when_the_operator_says_so(tmp_path):
+    probe(
+        tmp_path,
+        PLAYGROUND_SECURITY_PROFILE="capabilities",
+        PLAYGROUND_REQUIRE_LOGIN="true",
+        PLAYGROUND_ALLOW_HOST_ROOT="true",
+    )

@@ -1,5 +1,6 @@
 """What the Docker backend asks the engine for, without an engine."""
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -7,7 +8,7 @@ import pytest
 
 from sessions_app.backends.base import BackendError
 from sessions_app.backends.disks import DiskError, LoopDisks, parse_size
-from sessions_app.backends.docker import DockerBackend, resource_names
+from sessions_app.backends.docker import DockerBackend, exec_user, resource_names
 from tests.factories import make_instance, make_playground
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +37,7 @@ def test_it_applies_the_playgrounds_limits(instance):
     assert made["network"] == "f00dfeed"  # by id, never ambiguous
     assert made["volumes"] == {f"playground-{instance.storage_token}-docker": {"bind": "/var/lib/docker", "mode": "rw"}}
     assert made["labels"]["org.playground.session"] == instance.session_id
-    assert made["environment"]["SESSION_ID"] == instance.session_id
+    assert not [value for value in made["environment"].values() if instance.session_id in value]
     assert made["restart_policy"] == {"Name": "unless-stopped"}
 
 
@@ -74,6 +75,29 @@ def test_it_grants_the_configured_security_profile(instance, settings, profile, 
 
     assert {key: made[key] for key in expected} == expected
     assert ("privileged" in made) == (profile == "privileged")
+    assert made["environment"]["PLAYGROUND_ROOTLESS"] == ""
+
+
+def test_it_runs_instances_rootless_by_default(instance, settings):
+    made = options(instance)
+
+    assert made["environment"]["PLAYGROUND_ROOTLESS"] == "1"
+    assert "privileged" not in made
+    assert made["cap_drop"] == ["ALL"]
+    assert sorted(made["cap_add"]) == ["CHOWN", "KILL", "MKNOD", "SETGID", "SETUID"]
+    [seccomp] = made["security_opt"]
+    profile = json.loads(seccomp.removeprefix("seccomp="))
+    allowed = {name for rule in profile["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW" for name in rule["names"]}
+    assert {"clone", "unshare", "setns", "mount", "pivot_root", "chroot"} <= allowed
+    assert profile["defaultAction"] == "SCMP_ACT_ERRNO"
+    assert made["host_config_extra"] == {"MaskedPaths": [], "ReadonlyPaths": []}
+    assert made["init"] is True
+
+
+def test_it_runs_nothing_as_root_in_a_rootless_instance(instance, settings):
+    assert exec_user() == "1000"
+    settings.PLAYGROUND_SECURITY_PROFILE = "capabilities"
+    assert exec_user() == ""
 
 
 def test_it_runs_instances_under_another_runtime_when_configured(instance, settings):

@@ -14,6 +14,8 @@ import shlex
 import tarfile
 import time
 
+from sessions_app.backends.docker import exec_user
+
 BUSYBOX = "/bin/busybox"
 
 # The applets a test or a curious person is likely to call.
@@ -31,10 +33,11 @@ class BusyboxMissing(RuntimeError):
     """The static busybox the tiny image is made of is not installed."""
 
 
-def _add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+def _add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644, owner: int = 0) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = mode
+    info.uid = info.gid = owner
     info.mtime = int(time.time())
     tar.addfile(info, io.BytesIO(data))
 
@@ -85,27 +88,31 @@ def tiny_image_tar() -> bytes:
     return buffer.getvalue()
 
 
-def load_tiny_image(container, tag: str = "tiny:latest") -> str:
+def load_tiny_image(container, tag: str = "tiny:latest", user: str | None = None) -> str:
     """Import the tiny image into the inner Docker of a running instance.
 
-    ``container`` is a docker-py ``Container`` whose inner daemon answers.
+    ``container`` is a docker-py ``Container`` whose inner daemon answers;
+    ``user`` runs the commands (by default, whom the platform runs them as).
     Returns the id of the imported image inside the instance; raises
     ``RuntimeError`` with the inner docker's output when the import fails.
     """
     image = tiny_image_tar()
-    # put_archive unpacks a tar, so the image tar travels inside another one.
+    if user is None:
+        user = exec_user()  # who the platform runs commands as: the learner, under the rootless profile
+    # put_archive unpacks a tar, so the image tar travels inside another one,
+    # owned by that user.
     wrapper = io.BytesIO()
     with tarfile.open(fileobj=wrapper, mode="w") as tar:
-        _add_file(tar, "tiny-image.tar", image)
+        _add_file(tar, "tiny-image.tar", image, owner=int(user or 0))
     path = f"/tmp/tiny-{os.getpid()}"
-    container.exec_run(["mkdir", "-p", path])
+    container.exec_run(["mkdir", "-p", path], user=user)
     if not container.put_archive(path, wrapper.getvalue()):
         raise RuntimeError(f"could not copy the tiny image into {container.name}")
     command = (
         "docker import --change 'WORKDIR /www' --change 'CMD [\"sh\"]' "
         f"{path}/tiny-image.tar {shlex.quote(tag)} && rm -rf {path}"
     )
-    result = container.exec_run(["sh", "-c", command])
+    result = container.exec_run(["sh", "-c", command], user=user)
     output = result.output.decode(errors="replace").strip()
     if result.exit_code != 0:
         raise RuntimeError(f"docker import failed in {container.name}: {output}")
