@@ -23,7 +23,7 @@ APPLETS = (
     "sh ash echo cat ls sleep httpd wget ps env hostname id ip ifconfig mkdir rm cp mv "
     "true false uname date nc ping top vi grep sed awk head tail tee touch kill df du "
     "printf test which whoami yes seq sort uniq wc chmod ln pwd find xargs tr cut "
-    "basename dirname free uptime"
+    "basename dirname free uptime mknod mount umount"
 ).split()
 
 INDEX_HTML = b"hello from tiny\n"
