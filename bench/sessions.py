@@ -29,6 +29,7 @@ import docker
 import requests
 
 POLL_INTERVAL = 0.5  # the figure comes from running_at; looking more often only loads the platform
+HEADERS: dict[str, str] = {}  # sent with every request (--token)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -45,13 +46,13 @@ def time_to_running(http: requests.Session, url: str, timeout: float, opened: li
     platform it measures (20 clients polling every 10 ms would).
     """
     posted_at = datetime.now(UTC)
-    response = http.post(f"{url}/sessions", json={"playground_id": "default"}, timeout=30)
+    response = http.post(f"{url}/sessions", json={"playground_id": "default"}, timeout=30, headers=HEADERS)
     response.raise_for_status()
     session_id = response.json()["session_id"]
     opened.append(session_id)  # closed at the end, whatever happens
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        instance = http.get(f"{url}/sessions/{session_id}", timeout=30).json()["instance"]
+        instance = http.get(f"{url}/sessions/{session_id}", timeout=30, headers=HEADERS).json()["instance"]
         if instance["status"] == "running":
             running_at = datetime.fromisoformat(instance["running_at"].replace("Z", "+00:00"))
             return session_id, (running_at - posted_at).total_seconds()
@@ -65,18 +66,18 @@ def close_all(url: str, session_ids: list[str], wait: float = 120) -> None:
     """Close the sessions and wait until Docker is done removing them, so that
     one phase's teardown does not weigh on the next phase's figures."""
     for session_id in session_ids:
-        requests.delete(f"{url}/sessions/{session_id}", timeout=30)
+        requests.delete(f"{url}/sessions/{session_id}", timeout=30, headers=HEADERS)
     deadline = time.monotonic() + wait
     for session_id in session_ids:
         while time.monotonic() < deadline:
-            instance = requests.get(f"{url}/sessions/{session_id}", timeout=30).json().get("instance")
+            instance = requests.get(f"{url}/sessions/{session_id}", timeout=30, headers=HEADERS).json().get("instance")
             if not instance or instance["status"] in ("terminated", "failed"):
                 break
             time.sleep(0.2)
 
 
 def prepared_sessions(url: str) -> int:
-    for line in requests.get(f"{url}/metrics", timeout=30).text.splitlines():
+    for line in requests.get(f"{url}/metrics", timeout=30, headers=HEADERS).text.splitlines():
         if line.startswith("playground_prepared_sessions "):
             return int(float(line.split()[1]))
     return 0
@@ -101,13 +102,20 @@ def report(label: str, seconds: list[float]) -> None:
     )
 
 
-def idle_memory_mib(client: docker.DockerClient, session_id: str, settle: float) -> float:
+def idle_memory_mib(client: docker.DockerClient, session_id: str, settle: float) -> tuple[float, float]:
+    """What `docker stats` shows (usage less the reclaimable page cache), and the
+    resident memory of the instance's processes, in MiB.
+
+    The first figure also counts the page cache of the files the instance was
+    the first to read (binaries shared with other instances): the resident
+    memory is what each further instance costs.
+    """
     time.sleep(settle)
     stats = client.containers.get(f"playground-{session_id}").stats(stream=False)
-    memory = stats["memory_stats"]
-    # What `docker stats` shows: usage less the reclaimable page cache.
-    cache = memory.get("stats", {}).get("total_inactive_file", memory.get("stats", {}).get("inactive_file", 0))
-    return (memory["usage"] - cache) / 2**20
+    memory, counters = stats["memory_stats"], stats["memory_stats"].get("stats", {})
+    cache = counters.get("total_inactive_file", counters.get("inactive_file", 0))
+    resident = counters.get("total_rss", counters.get("anon", 0))
+    return (memory["usage"] - cache) / 2**20, resident / 2**20
 
 
 def main() -> int:
@@ -117,7 +125,10 @@ def main() -> int:
     parser.add_argument("--concurrent", type=int, default=20, help="sessions created at once")
     parser.add_argument("--timeout", type=float, default=120)
     parser.add_argument("--settle", type=float, default=10, help="seconds an instance idles before measuring")
+    parser.add_argument("--token", help="an API token, where the platform requires a login")
     args = parser.parse_args()
+    if args.token:
+        HEADERS["Authorization"] = f"Token {args.token}"
     opened: list[str] = []
     try:
         http = requests.Session()
@@ -144,8 +155,9 @@ def main() -> int:
         close_all(args.url, [session_id for session_id, _ in results])
 
         session_id, _ = time_to_running(http, args.url, args.timeout, opened)
-        memory = idle_memory_mib(docker.from_env(), session_id, args.settle)
-        print(f"{'idle instance memory':<28} {memory:.1f} MiB (after {args.settle:.0f}s idle)")
+        shown, resident = idle_memory_mib(docker.from_env(), session_id, args.settle)
+        print(f"{'idle instance memory':<28} {shown:.1f} MiB as docker stats shows it, {resident:.1f} MiB resident")
+        print(f"{'':<28} (after {args.settle:.0f}s idle)")
     finally:
         close_all(args.url, opened)
     return 0
