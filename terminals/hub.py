@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from sessions_app.backends import get_backend
+from sessions_app.events import session_group
 from sessions_app.models import Instance
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ LINGER_SECONDS = 60.0  # a hub with no viewers keeps its scrollback this long fo
 
 
 def hub_group(session_id: str) -> str:
-    return f"terminal-hubs.{session_id}"
+    # Named by a hash, like the session's own group (events.session_group).
+    return "terminal-hubs." + session_group(session_id).removeprefix("session.")
 
 
 class Viewer:
@@ -342,6 +344,13 @@ class HubRegistry:
     async def drop(self, hub: TerminalHub) -> None:
         if self.hubs.get(hub.session_id) is hub and not hub.viewers:
             del self.hubs[hub.session_id]
+            await hub.stop()
+
+    async def stop_all(self) -> None:
+        """Stop every hub now, lingering ones included (their tasks belong to this event loop)."""
+        hubs, self.hubs = list(self.hubs.values()), {}
+        self._locks.clear()
+        for hub in hubs:
             await hub.stop()
 
 

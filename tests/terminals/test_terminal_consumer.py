@@ -15,6 +15,7 @@ from sessions_app import services
 from sessions_app.backends.fake import FakeContainer
 from sessions_app.messages import ENDINGS
 from sessions_app.models import Instance
+from terminals.hub import registry
 from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,6 +49,8 @@ async def _disconnect_every_socket():
     while OPENED:
         with contextlib.suppress(Exception):
             await OPENED.pop().disconnect(timeout=2)
+    # Hubs linger for a reconnect; their tasks must not outlive this loop.
+    await registry.stop_all()
 
 
 def communicator(session_id: str, headers=SAME_ORIGIN, path: str | None = None) -> WebsocketCommunicator:
