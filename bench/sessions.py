@@ -24,9 +24,13 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 
 import docker
 import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.api import api  # noqa: E402  (remembers each session's access token)
 
 POLL_INTERVAL = 0.5  # the figure comes from running_at; looking more often only loads the platform
 HEADERS: dict[str, str] = {}  # sent with every request (--token)
@@ -37,7 +41,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def time_to_running(http: requests.Session, url: str, timeout: float, opened: list[str]) -> tuple[str, float]:
+def time_to_running(http, url: str, timeout: float, opened: list[str]) -> tuple[str, float]:
     """Seconds from just before POST /sessions to the instance's recorded `running_at`.
 
     The platform stamps `running_at` when the daemon inside first answers, so
@@ -66,11 +70,11 @@ def close_all(url: str, session_ids: list[str], wait: float = 120) -> None:
     """Close the sessions and wait until Docker is done removing them, so that
     one phase's teardown does not weigh on the next phase's figures."""
     for session_id in session_ids:
-        requests.delete(f"{url}/sessions/{session_id}", timeout=30, headers=HEADERS)
+        api.delete(f"{url}/sessions/{session_id}", timeout=30, headers=HEADERS)
     deadline = time.monotonic() + wait
     for session_id in session_ids:
         while time.monotonic() < deadline:
-            instance = requests.get(f"{url}/sessions/{session_id}", timeout=30, headers=HEADERS).json().get("instance")
+            instance = api.get(f"{url}/sessions/{session_id}", timeout=30, headers=HEADERS).json().get("instance")
             if not instance or instance["status"] in ("terminated", "failed"):
                 break
             time.sleep(0.2)
@@ -131,7 +135,7 @@ def main() -> int:
         HEADERS["Authorization"] = f"Token {args.token}"
     opened: list[str] = []
     try:
-        http = requests.Session()
+        http = api
         sequential = []
         for _ in range(args.sequential):
             waiting = wait_for_prepared(args.url, 1)
@@ -146,7 +150,7 @@ def main() -> int:
         with ThreadPoolExecutor(args.concurrent) as pool:
             results = list(
                 pool.map(
-                    lambda _: time_to_running(requests.Session(), args.url, args.timeout, opened),
+                    lambda _: time_to_running(api, args.url, args.timeout, opened),
                     range(args.concurrent),
                 )
             )

@@ -23,8 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import requests
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
@@ -35,6 +33,7 @@ django.setup()
 
 from sessions_app.backends.docker import DockerBackend  # noqa: E402
 from sessions_app.models import Instance  # noqa: E402
+from tests.support.api import api  # noqa: E402
 from tests.support.terminal_client import Terminal  # noqa: E402
 
 FILE_BYTES = 40_000_000
@@ -47,10 +46,10 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def open_session(url: str) -> str:
-    session_id = requests.post(f"{url}/sessions", json={"playground_id": "default"}, timeout=30).json()["session_id"]
+    session_id = api.post(f"{url}/sessions", json={"playground_id": "default"}, timeout=30).json()["session_id"]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        instance = requests.get(f"{url}/sessions/{session_id}", timeout=30).json()["instance"]
+        instance = api.get(f"{url}/sessions/{session_id}", timeout=30).json()["instance"]
         if instance["status"] == "running":
             return session_id
         if instance["status"] == "failed":
@@ -112,7 +111,7 @@ async def ceiling_mb_per_s(url: str) -> float:
         writer.close()
         return FILE_BYTES / seconds / 1e6
     finally:
-        requests.delete(f"{url}/sessions/{session_id}", timeout=30)
+        api.delete(f"{url}/sessions/{session_id}", timeout=30)
 
 
 async def _read_until(reader: asyncio.StreamReader, marker: bytes, timeout: float = 30) -> None:
@@ -173,7 +172,7 @@ async def main() -> int:
             await one.close()
     finally:
         for session_id in opened:
-            requests.delete(f"{args.url}/sessions/{session_id}", timeout=30)
+            api.delete(f"{args.url}/sessions/{session_id}", timeout=30)
     return 0
 
 

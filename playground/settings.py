@@ -12,6 +12,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from playground.clients import parse_trusted_proxies
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PLAYGROUND_VAR_DIR", BASE_DIR / "var"))
 
@@ -309,6 +311,16 @@ else:
 
 # --- Limits -----------------------------------------------------------------
 
+# Where the client's address is read (playground/clients.py): the socket's
+# peer, or, behind reverse proxies, X-Forwarded-For through that many trusted
+# hops ("1" for one nginx in front) or through the proxies of these networks
+# ("10.0.0.0/8,127.0.0.1"). Empty: the peer, whatever the header says.
+try:
+    PLAYGROUND_TRUSTED_PROXIES = parse_trusted_proxies(env_str("PLAYGROUND_TRUSTED_PROXIES", ""))
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"PLAYGROUND_TRUSTED_PROXIES must be a number of proxy hops or a comma-separated list of networks: {exc}"
+    ) from None
 # Sessions one client (a user, or an IP address for anonymous use) may create,
 # as "N/sec|min|hour|day"; beyond it 429.
 PLAYGROUND_SESSION_RATE = env_str("PLAYGROUND_SESSION_RATE", "10/min")
@@ -323,6 +335,8 @@ PLAYGROUND_MAX_PROVISIONING = env_int("PLAYGROUND_MAX_PROVISIONING", 20)
 # queueing in the engine. Each is an idle running instance (its memory, a
 # bridge network) on top of PLAYGROUND_MAX_SESSIONS.
 PLAYGROUND_PREPARED_SESSIONS = env_int("PLAYGROUND_PREPARED_SESSIONS", 20)
+# Terminal WebSockets one client (address) may have open in one web process; beyond it, close code 4429.
+PLAYGROUND_MAX_TERMINALS_PER_CLIENT = env_int("PLAYGROUND_MAX_TERMINALS_PER_CLIENT", 20)
 # Whether creating a session needs a logged-in user or an API token.
 PLAYGROUND_REQUIRE_LOGIN = env_bool("PLAYGROUND_REQUIRE_LOGIN", False)
 # Request bodies are small JSON; anything larger is refused with 413.

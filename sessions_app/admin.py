@@ -1,10 +1,13 @@
+import re
+
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from playground.logcontext import log_id
 from sessions_app import services
 from sessions_app.errors import PlaygroundError
-from sessions_app.models import Instance, Playground, Session
+from sessions_app.models import Instance, Playground, Session, Share
 from sessions_app.selectors import session_instance
 
 
@@ -20,13 +23,20 @@ class PlaygroundAdmin(admin.ModelAdmin):
         "memory_limit_mb",
         "pids_limit",
         "cpu_limit",
+        "access",
     ]
+    filter_horizontal = ["groups"]
     fieldsets = [
         (None, {"fields": ["id", "description"]}),
+        ("Who may use it", {"fields": ["access", "groups"]}),
         ("Images", {"fields": ["default_image", "allowed_images"]}),
         ("Durations", {"fields": ["default_duration", "max_duration", "idle_timeout"]}),
         ("Limits of each instance", {"fields": ["memory_limit_mb", "pids_limit", "cpu_limit", "storage_size"]}),
     ]
+
+
+# How many of the newest sessions a search by log hash looks through.
+LOG_ID_SEARCH_LIMIT = 20_000
 
 
 class InstanceInline(admin.StackedInline):
@@ -54,6 +64,17 @@ class InstanceInline(admin.StackedInline):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+
+class ShareInline(admin.TabularInline):
+    model = Share
+    extra = 0
+    can_delete = False
+    fields = ["id", "mode", "created_at", "expires_at", "revoked_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # share links are made by the session's owner; their token is shown only then
 
 
 @admin.register(Session)
@@ -95,13 +116,23 @@ class SessionAdmin(admin.ModelAdmin):
         "client_agent",
         "terminal",
     ]
-    inlines = [InstanceInline]
+    inlines = [InstanceInline, ShareInline]
     actions = ["close_sessions", "extend_sessions", "reprovision_sessions"]
     list_select_related = ["playground", "owner", "instance"]
     date_hierarchy = "created_at"
 
     def has_add_permission(self, request) -> bool:
         return False  # sessions are opened through the API, which also starts their instance
+
+    def get_search_results(self, request, queryset, search_term):
+        """Also find a session by the short hash the logs call it by (playground.logcontext)."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip().lower()
+        if re.fullmatch(r"[0-9a-f]{10}", term):
+            recent = queryset.order_by("-created_at").values_list("pk", flat=True)[:LOG_ID_SEARCH_LIMIT]
+            logged = [session_id for session_id in recent if log_id(session_id) == term]
+            results = results | queryset.filter(pk__in=logged)
+        return results, may_have_duplicates
 
     def _instance(self, session: Session) -> Instance | None:
         return session_instance(session=session)

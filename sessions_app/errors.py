@@ -32,9 +32,11 @@ class InvalidRequest(PlaygroundError):
     message = "The request is not valid."
 
 
-class UnknownPlayground(InvalidRequest):
-    reason = "unknown_playground"
-    message = "There is no such playground."
+class PlaygroundNotAllowed(InvalidRequest):
+    """No such playground, or not for this user: the same answer either way."""
+
+    reason = "playground_not_allowed"
+    message = "There is no such playground that you may use."
 
 
 class ImageNotAllowed(InvalidRequest):
@@ -50,6 +52,21 @@ class SessionNotFound(PlaygroundError):
 class InstanceNotFound(PlaygroundError):
     reason = "instance_not_found"
     message = "This session has no instance of that name."
+
+
+class NotOwner(PlaygroundError):
+    reason = "not_owner"
+    message = "Only the session's owner may do this; a share link lets you watch or type, nothing more."
+
+
+class ShareNotFound(PlaygroundError):
+    reason = "share_not_found"
+    message = "There is no such share link, or it has expired or been revoked."
+
+
+class CrossSiteRequest(PlaygroundError):
+    reason = "cross_site_request"
+    message = "This request came from another site's page; the playground takes changes only from its own pages."
 
 
 class SessionHasNoInstance(PlaygroundError):
@@ -89,6 +106,9 @@ class SessionAlreadyHasInstance(PlaygroundError):
 _STATUS_BY_ERROR: list[tuple[type[PlaygroundError], int]] = [
     (InvalidRequest, status.HTTP_400_BAD_REQUEST),
     (SessionNotFound, status.HTTP_404_NOT_FOUND),
+    (ShareNotFound, status.HTTP_404_NOT_FOUND),
+    (NotOwner, status.HTTP_403_FORBIDDEN),
+    (CrossSiteRequest, status.HTTP_403_FORBIDDEN),
     (InstanceNotFound, status.HTTP_404_NOT_FOUND),
     (SessionHasNoInstance, status.HTTP_404_NOT_FOUND),
     (SessionClosed, status.HTTP_409_CONFLICT),

@@ -3,6 +3,7 @@
 Only low-rate events travel this way; terminal bytes never do.
 """
 
+import hashlib
 import logging
 from datetime import datetime
 
@@ -13,7 +14,9 @@ logger = logging.getLogger(__name__)
 
 
 def session_group(session_id: str) -> str:
-    return f"session.{session_id}"
+    """The channel-layer group of a session's terminals. Named by a hash: group
+    names are Redis keys, and a session id is a secret worth keeping out of them."""
+    return f"session.{hashlib.sha256(session_id.encode()).hexdigest()[:40]}"
 
 
 def session_status_changed(*, session_id: str, status: str, message: str) -> None:
@@ -24,6 +27,11 @@ def session_status_changed(*, session_id: str, status: str, message: str) -> Non
 def session_expiry_changed(*, session_id: str, expires_at: datetime) -> None:
     """Tell the session's terminals its new expiry, for their countdowns."""
     _send(session_id, {"type": "session.expiry", "expires_at": expires_at.isoformat()})
+
+
+def share_revoked(*, session_id: str, share_id: str) -> None:
+    """Close the terminals that a share link opened, now that it is revoked."""
+    _send(session_id, {"type": "session.share_revoked", "share": share_id})
 
 
 def _send(session_id: str, message: dict) -> None:

@@ -26,6 +26,10 @@ ENDINGS: dict[str, Ending] = {
     ),
     # What else ends a terminal for good.
     "ended": Ending("Session ended", "This session is closed or has expired."),
+    "access_ended": Ending("Access ended", "The share link you used was revoked or has expired."),
+    "too_many_terminals": Ending(
+        "Too many terminals", "You have too many terminals open; close some, then reload this page."
+    ),
     "failed": Ending("The Docker host could not start", "Something went wrong while starting it."),
     "not_found": Ending("No such session", "There is no session at this address."),
 }

@@ -1,3 +1,4 @@
+import hashlib
 import re
 import secrets
 from datetime import timedelta
@@ -35,11 +36,30 @@ def new_storage_token() -> str:
     return secrets.token_hex(16)
 
 
+def new_secret() -> str:
+    """A credential (a session's access token, a share link's token): 256 random bits."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    """What the database keeps of a credential: whoever reads it cannot use it."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 class Playground(models.Model):
-    """A kind of session: which images it may run and what limits apply."""
+    """A kind of session: which images it may run, what limits apply, and who may use it."""
+
+    class Access(models.TextChoices):
+        EVERYONE = "everyone"
+        STAFF = "staff"
+        GROUPS = "groups", "staff and members of its groups"
 
     id = models.SlugField(primary_key=True, max_length=50)
     description = models.CharField(max_length=200, blank=True)
+    access = models.CharField(max_length=16, choices=Access.choices, default=Access.EVERYONE)
+    groups = models.ManyToManyField(
+        "auth.Group", blank=True, related_name="playgrounds", help_text="Who may use it when access is 'groups'."
+    )
     default_image = models.CharField(max_length=200, blank=True, help_text="Empty: the platform's DIND image.")
     allowed_images = models.JSONField(
         default=list,
@@ -81,6 +101,15 @@ class Playground(models.Model):
     def permits_image(self, image: str) -> bool:
         return image == self.image or image in self.allowed_images
 
+    def permits_user(self, user) -> bool:
+        if self.access == self.Access.EVERYONE:
+            return True
+        if not user.is_authenticated:
+            return False
+        if user.is_staff:
+            return True
+        return self.access == self.Access.GROUPS and self.groups.filter(pk__in=user.groups.values("pk")).exists()
+
 
 class Session(models.Model):
     class Status(models.TextChoices):
@@ -93,6 +122,10 @@ class Session(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="playground_sessions"
     )
+    # Who else owns it: the browser that opened it (the hash of the id in its
+    # signed cookie), and whoever holds its access token (hashed).
+    browser_key = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    access_token_hash = models.CharField(max_length=64, blank=True, editable=False)
     client_address = models.GenericIPAddressField(null=True, blank=True)
     client_agent = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
@@ -182,3 +215,37 @@ class PreparedSession(models.Model):
         return Instance(
             session=Session(id=self.pk, playground=self.playground), image=self.image, storage_token=self.storage_token
         )
+
+
+def new_share_id() -> str:
+    return secrets.token_hex(8)
+
+
+class Share(models.Model):
+    """A link that lets someone else watch a session's terminal, or use it.
+
+    Its token is shown once, when the link is made; the database keeps only
+    its hash. A share ends when it expires or its owner revokes it.
+    """
+
+    class Mode(models.TextChoices):
+        READ_ONLY = "read-only"
+        READ_WRITE = "read-write"
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_share_id, editable=False)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="shares")
+    mode = models.CharField(max_length=16, choices=Mode.choices)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.mode} share {self.id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and self.expires_at > timezone.now()

@@ -24,9 +24,13 @@ from sessions_app.serializers import (
     SessionCreateSerializer,
     SessionExtendSerializer,
     SessionSerializer,
+    ShareCreateSerializer,
+    ShareRedeemedSerializer,
+    ShareRedeemSerializer,
+    ShareSerializer,
     TerminalSerializer,
 )
-from sessions_app.views import InstanceViewSet, SessionViewSet
+from sessions_app.views import InstanceViewSet, SessionViewSet, ShareViewSet
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -45,7 +49,7 @@ class ErrorSerializer(serializers.Serializer):
 
 # The documented name of the path parameter that follows each segment; the
 # views call them `pk` and `session_pk`.
-_PARAMETER_NAMES = {"sessions": "id", "instances": "name"}
+_PARAMETER_NAMES = {"sessions": "id", "instances": "name", "shares": "share_id"}
 
 
 def only_canonical_routes(endpoints):
@@ -69,7 +73,7 @@ def only_canonical_routes(endpoints):
 
 # Serializers that only ever answer: every one of their fields is in every
 # response (null where the schema says so), which generated clients should know.
-_RESPONSE_ONLY_COMPONENTS = ("Session", "Instance", "Terminal")
+_RESPONSE_ONLY_COMPONENTS = ("Session", "Instance", "Terminal", "Share", "ShareRedeemed")
 
 
 def responses_have_every_field(result, generator, request, public):
@@ -87,11 +91,15 @@ _REQUEST_COMPONENTS = {
     "SessionCreate": SessionCreateSerializer,
     "SessionExtend": SessionExtendSerializer,
     "InstanceCreate": InstanceCreateSerializer,
+    "ShareCreate": ShareCreateSerializer,
+    "ShareRedeem": ShareRedeemSerializer,
 }
 
 
 def requests_refuse_what_the_api_refuses(result, generator, request, public):
-    """Postprocessing hook: no unknown fields and no blank strings in request bodies."""
+    """Postprocessing hook: no unknown fields and no blank strings in request
+    bodies, and opening a session needs a (JSON) body, even `{}`."""
+    result["paths"]["/sessions"]["post"]["requestBody"]["required"] = True
     schemas = result.get("components", {}).get("schemas", {})
     for name, serializer_class in _REQUEST_COMPONENTS.items():
         if name not in schemas:
@@ -107,6 +115,7 @@ def requests_refuse_what_the_api_refuses(result, generator, request, public):
 SESSION_ID = OpenApiParameter(
     "id", str, OpenApiParameter.PATH, description="The session's id, as answered by `POST /sessions`."
 )
+SHARE_ID = OpenApiParameter("share_id", str, OpenApiParameter.PATH, description="The share link's `id`.")
 INSTANCE_NAME = OpenApiParameter(
     "name", str, OpenApiParameter.PATH, description="The instance's name (`node1`, the only one a session has)."
 )
@@ -156,6 +165,13 @@ INSTANCE_NOT_FOUND = _errors(
     SESSION_NOT_FOUND,
     _domain_example(errors.InstanceNotFound, "No instance of that name"),
 )
+NOT_OWNER = _errors(
+    "The caller holds only a share link (`not_owner`), or the request came from another site's page "
+    "(`cross_site_request`), or a cookie-authenticated write lacks the CSRF token (`permission_denied`).",
+    _domain_example(errors.NotOwner, "Only the owner may"),
+    _domain_example(errors.CrossSiteRequest, "From another site's page"),
+    _example("No CSRF token", "permission_denied", "CSRF Failed: CSRF token missing."),
+)
 UNSUPPORTED_MEDIA_TYPE = _errors(
     "The body is not JSON (`unsupported_media_type`).",
     _example("The body is not JSON", "unsupported_media_type", 'Unsupported media type "text/plain" in request.'),
@@ -182,7 +198,11 @@ extend_schema_view(
             400: _errors(
                 "A malformed body, an unknown playground, an image the playground does not offer, or a "
                 "duration beyond its maximum.",
-                _domain_example(errors.UnknownPlayground, "No such playground", "There is no playground 'nope'."),
+                _domain_example(
+                    errors.PlaygroundNotAllowed,
+                    "No such playground, or not for you",
+                    "There is no playground 'nope' that you may use.",
+                ),
                 IMAGE_NOT_ALLOWED,
                 _domain_example(
                     errors.InvalidRequest,
@@ -222,9 +242,9 @@ extend_schema_view(
         operation_id="sessions_list",
         summary="The caller's sessions",
         description=(
-            "The caller's own sessions, newest first (at most 100): a logged-in user's, or, for an anonymous "
-            "browser, those it opened (remembered in its session cookie). Staff see every session. A client "
-            "with neither gets an empty list: session ids are capabilities and are never listed to strangers."
+            "The caller's own sessions, newest first (at most 100): a logged-in user's, those this browser "
+            "opened (its browser cookie), or the one whose access token is sent as `Authorization: Bearer`. "
+            "Staff see every session. Anyone else gets an empty list."
         ),
         tags=["sessions"],
         responses={200: SessionSerializer(many=True)},
@@ -246,7 +266,7 @@ extend_schema_view(
         ),
         tags=["sessions"],
         parameters=[SESSION_ID],
-        responses={200: SessionSerializer, 404: NOT_FOUND},
+        responses={200: SessionSerializer, 403: NOT_OWNER, 404: NOT_FOUND},
     ),
 )(SessionViewSet)
 
@@ -266,6 +286,7 @@ extend_schema(
     responses={
         200: SessionSerializer,
         400: _errors("A malformed body.", INVALID, MALFORMED),
+        403: NOT_OWNER,
         404: NOT_FOUND,
         409: _errors(
             "The session is closed (`session_closed`) or already lasts as long as it may (`cannot_extend`).",
@@ -322,6 +343,7 @@ extend_schema_view(
                 UNKNOWN_FIELD,
                 MALFORMED,
             ),
+            403: NOT_OWNER,
             404: NOT_FOUND,
             409: _errors(
                 "The session already has its instance (`session_already_has_instance`), or is closed "
@@ -349,6 +371,72 @@ extend_schema_view(
         ),
         tags=["instances"],
         parameters=[SESSION_ID, INSTANCE_NAME],
-        responses={202: InstanceSerializer, 404: INSTANCE_NOT_FOUND},
+        responses={202: InstanceSerializer, 403: NOT_OWNER, 404: INSTANCE_NOT_FOUND},
     ),
 )(InstanceViewSet)
+
+SHARE_NOT_FOUND = _errors(
+    "No such session (`session_not_found`), or no such share link of it (`share_not_found`).",
+    SESSION_NOT_FOUND,
+    _domain_example(errors.ShareNotFound, "No such share link"),
+)
+
+extend_schema_view(
+    list=extend_schema(
+        operation_id="shares_list",
+        summary="The session's share links",
+        description="Every share link of the session, revoked and expired ones included; their tokens are not shown.",
+        tags=["shares"],
+        parameters=[SESSION_ID],
+        responses={200: ShareSerializer(many=True), 403: NOT_OWNER, 404: NOT_FOUND},
+    ),
+    create=extend_schema(
+        operation_id="shares_create",
+        summary="Share the session's terminal",
+        description=(
+            "Makes a share link: `read-only` lets its holder watch the terminal (and read the session), "
+            "`read-write` also type in it. It lasts `expires_in` seconds, at most as long as the session may. "
+            "The answer holds the link's `url` (the page, with the token after `#share=`, which browsers never "
+            "send to a server) and its `token` (for API clients: `Authorization: Bearer <token>`), this once."
+        ),
+        tags=["shares"],
+        parameters=[SESSION_ID],
+        request=ShareCreateSerializer,
+        examples=[OpenApiExample("watch for an hour", value={"mode": "read-only", "expires_in": 3600})],
+        responses={
+            201: ShareSerializer,
+            400: _errors("A malformed body.", INVALID, MALFORMED),
+            403: NOT_OWNER,
+            404: NOT_FOUND,
+            409: _errors("The session is closed.", SESSION_CLOSED),
+            415: UNSUPPORTED_MEDIA_TYPE,
+        },
+    ),
+    destroy=extend_schema(
+        operation_id="shares_destroy",
+        summary="Revoke a share link",
+        description="Ends the link at once: the terminals opened with it close. Revoking twice changes nothing.",
+        tags=["shares"],
+        parameters=[SESSION_ID, SHARE_ID],
+        responses={204: None, 403: NOT_OWNER, 404: SHARE_NOT_FOUND},
+    ),
+)(ShareViewSet)
+
+# Routed by hand in urls.py, like extend and terminal.
+extend_schema(
+    operation_id="shares_redeem",
+    summary="Redeem a share link in this browser",
+    description=(
+        "What the session page does with a link's `#share=` token: keeps it in this browser's (signed, "
+        "HttpOnly) shares cookie, so that the page and its terminal open."
+    ),
+    tags=["shares"],
+    request=ShareRedeemSerializer,
+    responses={
+        200: ShareRedeemedSerializer,
+        400: _errors("A malformed body.", INVALID, MALFORMED),
+        403: NOT_OWNER,
+        404: _errors("The link is unknown, expired or revoked.", _domain_example(errors.ShareNotFound, "No such link")),
+        415: UNSUPPORTED_MEDIA_TYPE,
+    },
+)(ShareViewSet.redeem)

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Q
 from django.utils import timezone
 
 from sessions_app.errors import InstanceNotFound, SessionNotFound
@@ -36,14 +37,20 @@ def instance_get(*, session_id: str, name: str) -> Instance:
     return instance
 
 
-def sessions_of(*, user, session_ids: list[str], limit: int = 100):
-    """The sessions a caller may list: all for staff, a user's own, or the given ids (a browser's)."""
+def sessions_of(*, credentials, limit: int = 100):
+    """The sessions a caller owns (see access.Credentials), newest first; staff see all."""
     sessions = Session.objects.select_related("playground", "instance").order_by("-created_at")
+    user = credentials.user
     if user.is_authenticated and user.is_staff:
         return sessions[:limit]
+    owned = Q(pk__in=[])
     if user.is_authenticated:
-        return sessions.filter(owner=user)[:limit]
-    return sessions.filter(pk__in=[i for i in session_ids if isinstance(i, str)][:limit])
+        owned |= Q(owner=user)
+    if credentials.browser:
+        owned |= Q(browser_key=credentials.browser)
+    if credentials.bearer:
+        owned |= Q(access_token_hash=credentials.bearer)
+    return sessions.filter(owned)[:limit]
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class TerminalState:
     status: str  # "open", "closed" or "expired"
     expires_at: datetime
     instance: Instance | None
+    session: Session
 
     @property
     def ended(self) -> bool:
@@ -72,4 +80,6 @@ def session_terminal_state(*, session_id: str) -> TerminalState | None:
     status = session.status
     if status == Session.Status.OPEN and session.expires_at <= timezone.now():
         status = Session.Status.EXPIRED
-    return TerminalState(status=status, expires_at=session.expires_at, instance=session_instance(session=session))
+    return TerminalState(
+        status=status, expires_at=session.expires_at, instance=session_instance(session=session), session=session
+    )

@@ -3,7 +3,7 @@ from datetime import timedelta
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from sessions_app.models import Instance, Session
+from sessions_app.models import Instance, Session, Share
 from sessions_app.selectors import session_instance
 
 MAX_DURATION_SECONDS = 7 * 24 * 3600  # far above any playground's maximum
@@ -61,6 +61,53 @@ class InstanceCreateSerializer(StrictSerializer):
     image = StrictCharField(max_length=200, required=False)
 
 
+class ShareCreateSerializer(StrictSerializer):
+    mode = serializers.ChoiceField(choices=Share.Mode.choices)
+    expires_in = StrictIntegerField(
+        min_value=60,
+        max_value=MAX_DURATION_SECONDS,
+        required=False,
+        help_text="Seconds; by default as long as the session may last.",
+    )
+
+    def validate_expires_in(self, value: int) -> timedelta:
+        return timedelta(seconds=value)
+
+
+class ShareRedeemSerializer(StrictSerializer):
+    token = StrictCharField(max_length=200)
+
+
+class ShareRedeemedSerializer(serializers.Serializer):
+    """What redeeming a share link answers (for the schema; the view builds the dict)."""
+
+    session_id = serializers.CharField()
+    mode = serializers.ChoiceField(choices=Share.Mode.choices)
+    expires_at = serializers.DateTimeField()
+    terminal_url = serializers.CharField()
+
+
+class ShareSerializer(serializers.ModelSerializer):
+    """A share link; its token and URL only in the answer that made it."""
+
+    active = serializers.BooleanField(source="is_active", read_only=True)
+    url = serializers.SerializerMethodField()
+    token = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Share
+        fields = ["id", "mode", "created_at", "expires_at", "revoked_at", "active", "url", "token"]
+
+    def get_token(self, share: Share) -> str | None:
+        return self.context.get("token")
+
+    def get_url(self, share: Share) -> str | None:
+        token = self.context.get("token")
+        # In the fragment, which browsers never send: the token stays out of
+        # every server's and proxy's logs. The page redeems it.
+        return f"{terminal_page_url(self.context['request'], share.session_id)}#share={token}" if token else None
+
+
 class InstanceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Instance
@@ -84,6 +131,7 @@ class SessionSerializer(serializers.ModelSerializer):
     instance = serializers.SerializerMethodField()
     terminal_url = serializers.SerializerMethodField()
     ws_url = serializers.SerializerMethodField()
+    access = serializers.SerializerMethodField()
 
     class Meta:
         model = Session
@@ -98,7 +146,13 @@ class SessionSerializer(serializers.ModelSerializer):
             "instance",
             "terminal_url",
             "ws_url",
+            "access",
         ]
+
+    @extend_schema_field(serializers.ChoiceField(choices=["owner", "read-write", "read-only"]))
+    def get_access(self, session: Session) -> str:
+        """What the caller may do: everything (owner), use the terminal (read-write), or watch (read-only)."""
+        return self.context["access"].label
 
     def get_hostname(self, session: Session) -> str:
         return self.context["request"].get_host().rsplit(":", 1)[0]

@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from sessions_app.views import InstanceViewSet, SessionViewSet
+from sessions_app.views import InstanceViewSet, SessionViewSet, ShareViewSet
 
 SESSION = r"(?P<pk>[^/]+)"
 NESTED_SESSION = r"(?P<session_pk>[^/]+)"
@@ -11,6 +11,9 @@ sessions = SessionViewSet.as_view({"get": "list", "post": "create"})
 session = SessionViewSet.as_view({"get": "retrieve", "delete": "destroy"})
 terminal = SessionViewSet.as_view({"get": "terminal"})
 extend = SessionViewSet.as_view({"post": "extend"})
+shares = ShareViewSet.as_view({"get": "list", "post": "create"})
+share = ShareViewSet.as_view({"delete": "destroy"})
+redeem = ShareViewSet.as_view({"post": "redeem"})
 instances = InstanceViewSet.as_view({"get": "list", "post": "create"})
 instance = InstanceViewSet.as_view({"get": "retrieve", "delete": "destroy"})
 
@@ -19,6 +22,9 @@ urlpatterns = [
     re_path(rf"^sessions/{SESSION}/?$", session, name="session"),
     re_path(rf"^sessions/{SESSION}/terminal/?$", terminal, name="session-terminal"),
     re_path(rf"^sessions/{SESSION}/extend/?$", extend, name="session-extend"),
+    re_path(rf"^sessions/{NESTED_SESSION}/shares/?$", shares, name="session-shares"),
+    re_path(rf"^sessions/{NESTED_SESSION}/shares/(?P<pk>[^/]+)/?$", share, name="session-share"),
+    re_path(r"^shares/redeem/?$", redeem, name="shares-redeem"),
     re_path(rf"^sessions/{NESTED_SESSION}/instances/?$", instances, name="session-instances"),
     re_path(rf"^sessions/{NESTED_SESSION}/instances/(?P<pk>[^/]+)/?$", instance, name="session-instance"),
 ]

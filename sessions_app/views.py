@@ -1,38 +1,43 @@
-"""The REST API of the seed: sessions, their terminal, and the legacy instance routes."""
+"""The REST API of the seed: sessions, their terminal, their share links, and
+the legacy instance routes.
+
+Every route of a session asks `access.session_for` first: its owner or staff
+may do anything, a share link's holder may read (and, read-write, type), and
+anyone else gets the same 404 as for an unknown id.
+"""
 
 from django.conf import settings
 from rest_framework import status, viewsets
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import UnsupportedMediaType
+from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 
+from playground.clients import request_client
 from playground.logcontext import set_session
-from sessions_app import selectors, services
-from sessions_app.errors import SessionHasNoInstance
+from playground.origins import origin_allowed
+from sessions_app import access, selectors, services
+from sessions_app.access import Access
+from sessions_app.errors import CrossSiteRequest, SessionHasNoInstance
+from sessions_app.models import Session, hash_secret
 from sessions_app.serializers import (
     InstanceCreateSerializer,
     InstanceSerializer,
     SessionCreateSerializer,
     SessionExtendSerializer,
     SessionSerializer,
+    ShareCreateSerializer,
+    ShareRedeemSerializer,
+    ShareSerializer,
     TerminalSerializer,
+    terminal_page_url,
 )
-
-BROWSER_SESSIONS_KEY = "playground_sessions"
-
-
-def _client_address(request: Request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
-def _session_response(request: Request, session_id: str, code: int = status.HTTP_200_OK) -> Response:
-    session = selectors.session_get(session_id=session_id)
-    return Response(SessionSerializer(session, context={"request": request}).data, status=code)
 
 
 class SessionCreationThrottle(SimpleRateThrottle):
-    """PLAYGROUND_SESSION_RATE session creations per client (user, or IP address)."""
+    """PLAYGROUND_SESSION_RATE session creations per client (user, or client address)."""
 
     scope = "session-create"
 
@@ -40,21 +45,60 @@ class SessionCreationThrottle(SimpleRateThrottle):
         return settings.PLAYGROUND_SESSION_RATE
 
     def get_cache_key(self, request: Request, view) -> str:
-        ident = f"user-{request.user.pk}" if request.user.is_authenticated else self.get_ident(request)
+        ident = f"user-{request.user.pk}" if request.user.is_authenticated else request_client(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
-class SessionTaggedViewSet(viewsets.ViewSet):
-    """Tags the request's log lines with the session it names."""
+class PlaygroundAPIView(viewsets.ViewSet):
+    """What every route of the API checks before its view runs.
+
+    - Its log lines are tagged with the session it names.
+    - A write comes from this site's own pages or from a client that is no
+      browser: another site's page (its Origin, or the browser's
+      Sec-Fetch-Site) is refused, whatever cookies it carries.
+    Opening a session also needs a JSON body (415 otherwise): a form or a
+    `no-cors` fetch from another site, which cannot send that type, opens
+    none in a visitor's name. (Every other write needs an owner, and an
+    owner's cookie needs the CSRF token.)
+    """
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         session_id = kwargs.get("session_pk") or kwargs.get("pk")
         if session_id:
             set_session(session_id[:64])
         super().initial(request, *args, **kwargs)
+        if not hasattr(self, request.method.lower()):
+            return  # a method this route does not offer: 405 follows
+        if request.method not in SAFE_METHODS:
+            _refuse_cross_site(request)
+
+    def session_for(self, request: Request, session_id: str, need: Access) -> tuple[Session, access.Grant]:
+        """The session, if the caller may do `need` with it (see access.session_for)."""
+        session, grant = access.session_for(
+            session_id=session_id, credentials=access.request_credentials(request), need=need
+        )
+        if grant.by_cookie and request.method not in SAFE_METHODS:
+            # Our cookies ride along with any request the browser makes:
+            # a write on their strength needs the page's CSRF token.
+            SessionAuthentication().enforce_csrf(request)
+        return session, grant
 
 
-class SessionViewSet(SessionTaggedViewSet):
+def _refuse_cross_site(request: Request) -> None:
+    if request.META.get("HTTP_SEC_FETCH_SITE") == "cross-site":
+        raise CrossSiteRequest(log_message="Sec-Fetch-Site: cross-site")
+    origin = request.META.get("HTTP_ORIGIN")
+    if origin is not None and not origin_allowed(origin, request.get_host()):
+        raise CrossSiteRequest(log_message=f"a write from the page of {origin[:100]!r}")
+
+
+def _session_response(request: Request, session: Session, grant: access.Grant, code=status.HTTP_200_OK) -> Response:
+    session = selectors.session_get(session_id=session.pk)  # as it is now
+    context = {"request": request, "access": grant.level}
+    return Response(SessionSerializer(session, context=context).data, status=code)
+
+
+class SessionViewSet(PlaygroundAPIView):
     """`/sessions` and `/sessions/{id}`: a session and its one instance."""
 
     def get_throttles(self):
@@ -66,62 +110,112 @@ class SessionViewSet(SessionTaggedViewSet):
         return [AllowAny()]
 
     def list(self, request: Request) -> Response:
-        """The caller's own sessions, newest first: a user's, or those this browser opened; staff see all."""
-        sessions = selectors.sessions_of(user=request.user, session_ids=request.session.get(BROWSER_SESSIONS_KEY, []))
-        return Response(SessionSerializer(sessions, many=True, context={"request": request}).data)
+        """The caller's own sessions, newest first: a user's or this browser's; staff see all."""
+        sessions = selectors.sessions_of(credentials=access.request_credentials(request))
+        context = {"request": request, "access": Access.OWNER}
+        return Response(SessionSerializer(sessions, many=True, context=context).data)
 
     def create(self, request: Request) -> Response:
+        if request.content_type.split(";")[0].strip() != "application/json":
+            raise UnsupportedMediaType(request.content_type or "(none)")
         body = SessionCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        session = services.session_create(
+        browser_id = access.browser_id(request) or access.new_browser_id()
+        opened = services.session_create(
             **body.validated_data,
             owner=request.user,
-            client_address=_client_address(request),
+            browser_key=hash_secret(browser_id),
+            client_address=request_client(request),
             client_agent=request.META.get("HTTP_USER_AGENT", ""),
         )
-        # Remember it in the browser's own (cookie) session, so GET /sessions can list it.
-        request.session[BROWSER_SESSIONS_KEY] = [session.id, *request.session.get(BROWSER_SESSIONS_KEY, [])][:50]
-        return _session_response(request, session.id, status.HTTP_201_CREATED)
+        response = _session_response(request, opened.session, access.Grant(Access.OWNER), status.HTTP_201_CREATED)
+        # The owner's credential for API clients, shown this once.
+        response.data["access_token"] = opened.access_token
+        access.set_browser_cookie(response, browser_id)
+        return response
 
     def retrieve(self, request: Request, pk: str) -> Response:
-        return _session_response(request, pk)
+        return _session_response(request, *self.session_for(request, pk, Access.READ_ONLY))
 
     def destroy(self, request: Request, pk: str) -> Response:
-        services.session_close(session_id=pk)
-        return _session_response(request, pk)
+        session, grant = self.session_for(request, pk, Access.OWNER)
+        services.session_close(session_id=session.pk)
+        return _session_response(request, session, grant)
 
     def extend(self, request: Request, pk: str) -> Response:
+        session, grant = self.session_for(request, pk, Access.OWNER)
         body = SessionExtendSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        services.session_extend(session_id=pk, **body.validated_data)
-        return _session_response(request, pk)
+        services.session_extend(session_id=session.pk, **body.validated_data)
+        return _session_response(request, session, grant)
 
     def terminal(self, request: Request, pk: str) -> Response:
-        session = selectors.session_get(session_id=pk)
+        session, _ = self.session_for(request, pk, Access.READ_ONLY)
         instance = selectors.session_instance(session=session)
         if instance is None:
             raise SessionHasNoInstance(log_message=f"session {pk} has no instance")
         return Response(TerminalSerializer(instance, context={"request": request}).data)
 
 
-class InstanceViewSet(SessionTaggedViewSet):
+class ShareViewSet(PlaygroundAPIView):
+    """`/sessions/{id}/shares[/{share id}]`: the owner's share links; `/shares/redeem` for their holders."""
+
+    def list(self, request: Request, session_pk: str) -> Response:
+        session, _ = self.session_for(request, session_pk, Access.OWNER)
+        shares = session.shares.all()
+        return Response(ShareSerializer(shares, many=True, context={"request": request}).data)
+
+    def create(self, request: Request, session_pk: str) -> Response:
+        session, _ = self.session_for(request, session_pk, Access.OWNER)
+        body = ShareCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        created = services.share_create(session_id=session.pk, **body.validated_data)
+        data = ShareSerializer(created.share, context={"request": request, "token": created.token}).data
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request: Request, session_pk: str, pk: str) -> Response:
+        session, _ = self.session_for(request, session_pk, Access.OWNER)
+        services.share_revoke(session_id=session.pk, share_id=pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def redeem(self, request: Request) -> Response:
+        """Keep a share link's token in this browser's shares cookie (the page does this for `#share=`)."""
+        body = ShareRedeemSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        share = services.share_redeem(token=body.validated_data["token"])
+        response = Response(
+            {
+                "session_id": share.session_id,
+                "mode": share.mode,
+                "expires_at": share.expires_at,
+                "terminal_url": terminal_page_url(request, share.session_id),
+            }
+        )
+        access.add_share_to_cookie(response, access.request_credentials(request), share.token_hash)
+        return response
+
+
+class InstanceViewSet(PlaygroundAPIView):
     """`/sessions/{id}/instances[/{name}]`: kept for clients of the multi-instance API."""
 
     def list(self, request: Request, session_pk: str) -> Response:
-        session = selectors.session_get(session_id=session_pk)
+        session, _ = self.session_for(request, session_pk, Access.READ_ONLY)
         instance = selectors.session_instance(session=session)
         return Response([InstanceSerializer(instance).data] if instance else [])
 
     def create(self, request: Request, session_pk: str) -> Response:
+        session, _ = self.session_for(request, session_pk, Access.OWNER)
         body = InstanceCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        instance = services.instance_create(session_id=session_pk, **body.validated_data)
+        instance = services.instance_create(session_id=session.pk, **body.validated_data)
         return Response(InstanceSerializer(instance).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, session_pk: str, pk: str) -> Response:
-        instance = selectors.instance_get(session_id=session_pk, name=pk)
+        session, _ = self.session_for(request, session_pk, Access.READ_ONLY)
+        instance = selectors.instance_get(session_id=session.pk, name=pk)
         return Response(InstanceSerializer(instance).data)
 
     def destroy(self, request: Request, session_pk: str, pk: str) -> Response:
-        instance = services.instance_remove(session_id=session_pk, name=pk)
+        session, _ = self.session_for(request, session_pk, Access.OWNER)
+        instance = services.instance_remove(session_id=session.pk, name=pk)
         return Response(InstanceSerializer(instance).data, status=status.HTTP_202_ACCEPTED)

@@ -3,10 +3,16 @@
 Binary frames carry raw terminal bytes both ways. Text frames carry JSON
 control messages; the protocol is described in the README. Close codes:
 
-4404  there is no such session
+4403  the share link this terminal was opened with was revoked or has expired
+4404  there is no such session (or no access to it: the same answer)
 4410  the session is closed or has expired
+4429  this client has too many terminals open
 4500  the instance failed to start
 1009  a frame was larger than the server accepts
+
+Who may connect: the session's owner, staff, or a share link's holder
+(sessions_app.access); a read-only share watches and cannot type, and its
+window does not shrink the terminal.
 """
 
 import asyncio
@@ -14,12 +20,16 @@ import contextlib
 import json
 import logging
 import time
+from collections import Counter
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
+from playground.clients import scope_client
 from playground.logcontext import set_session
-from sessions_app import services
+from sessions_app import access, services
+from sessions_app.access import Access, Credentials, Grant
 from sessions_app.events import session_group
 from sessions_app.messages import ENDINGS, INSTANCE_STATUS_MESSAGES
 from sessions_app.models import Instance
@@ -29,13 +39,25 @@ from terminals.hub import Viewer, registry
 
 logger = logging.getLogger(__name__)
 
+CLOSE_ACCESS_ENDED = 4403
 CLOSE_NO_SESSION = 4404
 CLOSE_SESSION_ENDED = 4410
+CLOSE_TOO_MANY = 4429
 CLOSE_INSTANCE_FAILED = 4500
 CLOSE_TOO_BIG = 1009
 # The close codes after which a client should not reconnect, with the
 # messages.ENDINGS entry that explains each (handed to the session page).
-FINAL_CLOSE_ENDINGS = {CLOSE_NO_SESSION: "not_found", CLOSE_SESSION_ENDED: "ended", CLOSE_INSTANCE_FAILED: "failed"}
+FINAL_CLOSE_ENDINGS = {
+    CLOSE_ACCESS_ENDED: "access_ended",
+    CLOSE_NO_SESSION: "not_found",
+    CLOSE_SESSION_ENDED: "ended",
+    CLOSE_TOO_MANY: "too_many_terminals",
+    CLOSE_INSTANCE_FAILED: "failed",
+}
+READ_ONLY_MESSAGE = "This is a read-only view of the terminal: typing is off."
+
+# Terminal sockets open in this process, per client address.
+_open_per_client: Counter[str] = Counter()
 
 MAX_INPUT_FRAME = 1024 * 1024
 MAX_CONTROL_FRAME = 64 * 1024
@@ -46,8 +68,14 @@ TOUCH_EVERY = 30.0  # seconds between records of terminal input
 
 
 @database_sync_to_async
-def load_state(session_id: str) -> TerminalState | None:
-    return session_terminal_state(session_id=session_id)
+def load_state(session_id: str, credentials: Credentials) -> tuple[TerminalState | None, Grant]:
+    """The session as its terminal sees it, and what this caller may do with it.
+
+    A caller with no access sees no session at all, as for an unknown id.
+    """
+    state = session_terminal_state(session_id=session_id)
+    grant = access.session_grant(state.session, credentials) if state else Grant(Access.NONE)
+    return (state if grant.level > Access.NONE else None), grant
 
 
 class ControlError(ValueError):
@@ -94,11 +122,19 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.last_touch = -TOUCH_EVERY
         self.follower: asyncio.Task | None = None
         self.wake = asyncio.Event()
-        state = await load_state(self.session_id)
+        self.credentials = access.scope_credentials(self.scope)
+        self.client = scope_client(self.scope) or "-"
+        state, self.grant = await load_state(self.session_id, self.credentials)
         # Accepting first lets the close code reach the client; a refused
         # handshake would only show as a failed connection.
         await self.accept()
         metrics.terminal_opened(self)
+        if _open_per_client[self.client] >= settings.PLAYGROUND_MAX_TERMINALS_PER_CLIENT:
+            logger.warning("client %s has too many terminals open", self.client)
+            await self.close(code=CLOSE_TOO_MANY)
+            return
+        _open_per_client[self.client] += 1
+        self.counted = True
         if state is None:
             await self.close(code=CLOSE_NO_SESSION)
             return
@@ -112,6 +148,11 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         metrics.terminal_closed(self)
+        if getattr(self, "counted", False):
+            self.counted = False
+            _open_per_client[self.client] -= 1
+            if _open_per_client[self.client] <= 0:
+                del _open_per_client[self.client]
         if self.follower:
             self.follower.cancel()
         self.leave_terminal()
@@ -125,6 +166,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         """Report the instance's status, attach once it runs, end with the session."""
         reported = None
         while True:
+            if state is None and self.grant.level == Access.NONE:
+                # A share link that was revoked or expired while its viewer watched.
+                await self.leave_with(CLOSE_ACCESS_ENDED, ENDINGS["access_ended"].message)
+                return
             if state is None or state.ended:
                 status = state.status if state else "closed"
                 await self.end(status, ENDINGS[status].message)
@@ -146,7 +191,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), delay)
             self.wake.clear()
-            state = await load_state(self.session_id)
+            state, self.grant = await load_state(self.session_id, self.credentials)
 
     async def join_terminal(self, instance: Instance) -> None:
         try:
@@ -156,7 +201,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(1)
             return
         self.ack_base = self.sent_total
-        self.viewer.size = self.size
+        self.viewer.size = self.size if self.may_type else None
         if self.paused:
             self.viewer.pause(True)
         self.viewer.hub.sizes_changed()
@@ -202,6 +247,22 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         """The session was extended: pass the new expiry on for the countdown."""
         await self.send(text_data=json.dumps({"type": "expiry", "expires_at": event["expires_at"]}))
 
+    async def session_share_revoked(self, event: dict) -> None:
+        """A share link was revoked: the terminals it opened close at once."""
+        if self.grant.share_id == event["share"]:
+            if self.follower:
+                self.follower.cancel()
+            await self.leave_with(CLOSE_ACCESS_ENDED, ENDINGS["access_ended"].message)
+
+    async def leave_with(self, code: int, message: str) -> None:
+        self.leave_terminal()
+        await self.send_error(message)
+        await self.close(code=code)
+
+    @property
+    def may_type(self) -> bool:
+        return self.grant.level >= Access.READ_WRITE
+
     async def session_status(self, event: dict) -> None:
         """A status event from the channel layer (the session was closed or expired)."""
         if self.follower:
@@ -228,6 +289,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         await self.control(message)
 
     async def type_in(self, data: bytes) -> None:
+        if not self.may_type:
+            await self.send_error(READ_ONLY_MESSAGE)
+            return
         # Keystrokes before the shell is attached have nowhere to go.
         if self.viewer is None:
             return
@@ -245,7 +309,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self.type_in(message["data"].encode("utf-8", "replace"))
         elif kind == "resize":
             self.size = (message["cols"], message["rows"])
-            if self.viewer is not None:
+            # A watcher's window does not shrink the terminal of those who type.
+            if self.viewer is not None and self.may_type:
                 self.viewer.size = self.size
                 self.viewer.hub.sizes_changed()
         elif kind in ("pause", "resume"):

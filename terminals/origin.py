@@ -1,34 +1,33 @@
-from urllib.parse import urlsplit
-
 from channels.security.websocket import WebsocketDenier
-from django.conf import settings
+
+from playground.origins import host_allowed, origin_allowed
 
 
-def origin_allowed(scope: dict) -> bool:
-    """A browser page may open a terminal only from this site (or a trusted origin).
+def handshake_allowed(scope: dict) -> bool:
+    """A terminal may be opened only for this site's name, and by a page only from this site.
 
-    Browsers always send Origin on a WebSocket handshake; command-line clients
-    usually send none, and they carry no user's cookies, so they may connect.
+    The Host must be one of ALLOWED_HOSTS (as for any request): a page on a
+    name the attacker controls that resolves to this server (DNS rebinding)
+    is same-origin to itself but names the wrong host. Browsers always send
+    Origin on a WebSocket handshake, and it must be this site (or a trusted
+    origin); command-line clients usually send none, and they carry no
+    browser's cookies, so they may connect.
     """
     headers = dict(scope.get("headers") or [])
+    host = headers.get(b"host", b"").decode("latin-1")
+    if not host_allowed(host):
+        return False
     origin = headers.get(b"origin")
-    if origin is None:
-        return True
-    origin = origin.decode("latin-1").strip().lower()
-    if origin in {o.lower() for o in settings.CSRF_TRUSTED_ORIGINS}:
-        return True
-    host = headers.get(b"host", b"").decode("latin-1").strip().lower()
-    parsed = urlsplit(origin)
-    return parsed.scheme in {"http", "https"} and bool(host) and parsed.netloc == host
+    return origin is None or origin_allowed(origin.decode("latin-1"), host)
 
 
 class OriginCheck:
-    """ASGI middleware refusing the WebSocket handshake of a page from a foreign origin."""
+    """ASGI middleware refusing the WebSocket handshake of a wrong Host or a page from a foreign origin."""
 
     def __init__(self, application) -> None:
         self.application = application
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "websocket" and not origin_allowed(scope):
+        if scope["type"] == "websocket" and not handshake_allowed(scope):
             return await WebsocketDenier()(scope, receive, send)
         return await self.application(scope, receive, send)

@@ -5,15 +5,17 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
-from sessions_app import selectors
-from sessions_app.errors import SessionNotFound
+from sessions_app import access
+from sessions_app.access import Access
+from sessions_app.errors import PlaygroundError
 from sessions_app.messages import endings_for_page
+from sessions_app.selectors import session_instance
 from sessions_app.serializers import SessionSerializer
 from terminals.consumers import FINAL_CLOSE_ENDINGS
 
 
 # The pages call the API with fetch(); the cookie lets them send X-CSRFToken,
-# which DRF's session authentication asks of signed-in users.
+# which writes on the strength of a cookie need.
 @require_safe
 @ensure_csrf_cookie
 def index(request: HttpRequest) -> HttpResponse:
@@ -23,16 +25,23 @@ def index(request: HttpRequest) -> HttpResponse:
 @require_safe
 @ensure_csrf_cookie
 def session(request: HttpRequest, session_id: str) -> HttpResponse:
-    """The terminal of any session that exists, closed ones included: the page says it is closed."""
+    """The terminal of a session the visitor may see, closed ones included: the page says it is closed.
+
+    Anyone else gets the page for no such session, which redeems a share
+    link's token (`#share=...`, which the browser never sends) and comes back.
+    """
     try:
-        found = selectors.session_get(session_id=session_id)
-    except SessionNotFound:
+        found, grant = access.session_for(
+            session_id=session_id, credentials=access.request_credentials(request), need=Access.READ_ONLY
+        )
+    except PlaygroundError:
         return render(request, "terminals/not_found.html", status=404)
     context = {
         "session": found,
-        "instance": selectors.session_instance(session=found),
+        "instance": session_instance(session=found),
+        "owner": grant.level == Access.OWNER,
         # What GET /sessions/{id} would answer, so the page starts without a round trip.
-        "session_data": SessionSerializer(found, context={"request": request}).data,
+        "session_data": SessionSerializer(found, context={"request": request, "access": grant.level}).data,
         # What the page says when the session or its terminal ends: the same words as the server's.
         "endings": {"endings": endings_for_page(), "final_closes": FINAL_CLOSE_ENDINGS},
     }

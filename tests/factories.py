@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from sessions_app.models import Instance, Playground, Session
+from sessions_app.models import Instance, Playground, Session, hash_secret
 
 IMAGE = "playground-dind:latest"
 
@@ -31,10 +31,14 @@ def make_session(
     expires_in: timedelta = timedelta(hours=1),
     playground_id: str = "default",
     instance_status: str | None = None,
+    access_token: str | None = None,
     **fields,
 ) -> Session:
-    """A session, and an instance in instance_status when one is given."""
+    """A session, and an instance in instance_status when one is given; whoever
+    holds access_token owns it."""
     make_playground(playground_id)
+    if access_token is not None:
+        fields["access_token_hash"] = hash_secret(access_token)
     session = Session.objects.create(
         playground_id=playground_id, status=status, expires_at=timezone.now() + expires_in, **fields
     )

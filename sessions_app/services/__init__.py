@@ -11,6 +11,7 @@ on one instance cannot both win.
   status changes the reconciler asks for.
 - prepared: the pool of sessions whose instance is started ahead of demand.
 - reconcile: bring Docker and the database back in line.
+- shares: share links of a session's terminal.
 
 Services enqueue Celery tasks after commit; tasks import services inside
 their bodies, so no module imports one that imports it back.
@@ -37,14 +38,17 @@ from sessions_app.services.prepared import (
 )
 from sessions_app.services.reconcile import instances_reconcile
 from sessions_app.services.sessions import (
+    Opened,
     session_close,
     session_create,
     session_extend,
     session_touch,
     sessions_reap_expired,
 )
+from sessions_app.services.shares import share_create, share_redeem, share_revoke
 
 __all__ = [
+    "Opened",
     "instance_create",
     "instance_fail",
     "instance_provision",
@@ -60,6 +64,9 @@ __all__ = [
     "prepared_spec",
     "provisioning_is_full",
     "session_close",
+    "share_create",
+    "share_redeem",
+    "share_revoke",
     "session_create",
     "session_extend",
     "session_touch",

@@ -2,9 +2,10 @@
 
 import logging
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -15,12 +16,12 @@ from sessions_app.errors import (
     ImageNotAllowed,
     InvalidRequest,
     OutOfCapacity,
+    PlaygroundNotAllowed,
     SessionClosed,
     TooManySessions,
-    UnknownPlayground,
 )
 from sessions_app.messages import ENDINGS
-from sessions_app.models import Instance, Playground, Session, new_session_id
+from sessions_app.models import Instance, Playground, Session, hash_secret, new_secret, new_session_id
 from sessions_app.selectors import session_get
 from sessions_app.services.instances import enqueue_provision, instance_terminate
 from sessions_app.services.prepared import prepared_take
@@ -31,19 +32,31 @@ logger = logging.getLogger(__name__)
 SESSION_CREATION_LOCK = 0x706C6179  # "play"
 
 
+class Opened(NamedTuple):
+    session: Session
+    access_token: str  # the owner's credential; only its hash is kept
+
+
 def session_create(
     *,
     playground_id: str,
     image: str | None = None,
     duration: timedelta | None = None,
     owner: AbstractBaseUser | None = None,
+    browser_key: str = "",
     client_address: str | None = None,
     client_agent: str = "",
-) -> Session:
-    """Open a session and its one instance; provisioning starts after commit."""
+) -> Opened:
+    """Open a session and its one instance; provisioning starts after commit.
+
+    Its owners: the logged-in `owner`, the browser whose key (the hash of its
+    cookie's id) is `browser_key`, and whoever holds the access token
+    returned here, once.
+    """
     playground = Playground.objects.filter(pk=playground_id).first()
-    if playground is None:
-        raise UnknownPlayground(f"There is no playground {playground_id!r}.")
+    if playground is None or not playground.permits_user(owner or AnonymousUser()):
+        # The same answer whether it exists or not.
+        raise PlaygroundNotAllowed(f"There is no playground {playground_id!r} that you may use.")
     image = image or playground.image
     if not playground.permits_image(image):
         raise ImageNotAllowed(f"The playground {playground.id!r} does not offer the image {image!r}.")
@@ -54,6 +67,7 @@ def session_create(
         )
     now = timezone.now()
     owner = owner if owner is not None and owner.is_authenticated else None
+    access_token = new_secret()
     with transaction.atomic():
         _check_limits(owner=owner, client_address=client_address, now=now)
         prepared = prepared_take(playground=playground, image=image)
@@ -62,6 +76,8 @@ def session_create(
             created_at=now,
             playground=playground,
             owner=owner,
+            browser_key=browser_key,
+            access_token_hash=hash_secret(access_token),
             client_address=client_address,
             client_agent=client_agent[:300],
             expires_at=now + duration,
@@ -71,8 +87,8 @@ def session_create(
         instance = Instance.objects.create(session=session, image=image, **storage)
         enqueue_provision(instance)
     set_session(session.id)  # what follows in this request or task is about it
-    logger.info("session %s opened in playground %s", session.id, playground.id)
-    return session
+    logger.info("session %s opened in playground %s for %s", session.id, playground.id, owner or client_address)
+    return Opened(session, access_token)
 
 
 def _check_limits(*, owner, client_address: str | None, now: datetime) -> None:

@@ -6,7 +6,8 @@ needed. Every response must not be a server error and must conform to the
 schema (a documented status code and content type, a body and headers that
 match). Session ids made up by the generator only ever reach the 404 paths,
 so each operation with a session id runs a second time with a real session,
-freshly opened for every example (and `node1`, its instance's name).
+freshly opened for every example, as its owner (and `node1`, its instance's
+name).
 """
 
 import pytest
@@ -43,16 +44,22 @@ def fuzzable_platform(real_services, use_backend, settings):
 # playground and image must exist in the database, and a duration is bounded by
 # the playground's own maximum. A schema-valid body may rightly get that 400,
 # so these two are exempt from the "valid data is accepted" check (and only it).
-BUSINESS_RULE_OPERATIONS = {("POST", "/sessions"), ("POST", "/sessions/{id}/instances")}
+# Likewise a share link's token must be one the platform made.
+BUSINESS_RULE_OPERATIONS = {
+    ("POST", "/sessions"),
+    ("POST", "/sessions/{id}/instances"),
+    ("POST", "/shares/redeem"),
+    ("DELETE", "/sessions/{id}/shares/{share_id}"),
+}
 
 
-def open_session() -> str:
-    """A real session, opened through the API itself."""
+def open_session() -> tuple[str, str]:
+    """A real session, opened through the API itself: its id and its owner's access token."""
     from werkzeug import Client
 
     response = Client(APP).post("/sessions", json={"playground_id": "default"}, headers={"Host": "localhost"})
     assert response.status_code == 201, response.get_data(as_text=True)
-    return response.json["session_id"]
+    return response.json["session_id"], response.json["access_token"]
 
 
 @schema.parametrize()
@@ -62,7 +69,9 @@ def test_it_answers_every_generated_request_within_the_schema(case, real_session
     if real_session:
         if "id" not in (case.path_parameters or {}):
             pytest.skip("the operation names no session")
-        case.path_parameters["id"] = open_session()
+        case.path_parameters["id"], token = open_session()
+        # As its owner: anyone else is told there is no such session.
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
         if "name" in case.path_parameters:
             case.path_parameters["name"] = "node1"
     exempt = (case.method.upper(), case.path) in BUSINESS_RULE_OPERATIONS

@@ -25,6 +25,7 @@ from sessions_app.backends.disks import LoopDisks
 from sessions_app.backends.docker import INNER_DOCKER_DIR, exec_user, resource_names
 from sessions_app.models import Instance, Playground
 from tests.integration.test_sessions_on_docker import containers_of, create_session, wait_until_running
+from tests.support.api import api
 from tests.support.stack import wait_for
 from tests.support.tiny_image import INDEX_HTML, load_tiny_image
 
@@ -79,7 +80,7 @@ def sessions(platform, live_server, worker, docker_client):
 
     yield start
     for session_id in started:
-        requests.delete(f"{live_server.url}/sessions/{session_id}", timeout=10)
+        api.delete(f"{live_server.url}/sessions/{session_id}", timeout=10)
     for session_id in started:
         wait_for(
             lambda session_id=session_id: not containers_of(docker_client, session_id),
@@ -197,7 +198,7 @@ def test_it_keeps_a_fork_bomb_inside_the_instance_pids_limit(sessions, live_serv
     assert read_counter(pids / "pids.events", "max") > refused_before
     assert PIDS_LIMIT - 20 <= peak <= PIDS_LIMIT
     assert int((pids / "pids.current").read_text()) <= PIDS_LIMIT
-    assert requests.get(f"{live_server.url}/sessions/{newcomer_ids[0]}", timeout=10).json()["instance"]["status"] == (
+    assert api.get(f"{live_server.url}/sessions/{newcomer_ids[0]}", timeout=10).json()["instance"]["status"] == (
         "running"
     )
     # Stop the bomb now rather than when the session is closed.
@@ -226,7 +227,7 @@ def test_it_oom_kills_a_memory_hog_inside_the_instance_and_keeps_it_running(sess
     assert run(container, "docker version --format '{{.Server.Version}}'")[0] == 0
     # The platform, on the host, did not notice.
     session_id = container.labels["org.playground.session"]
-    body = requests.get(f"{live_server.url}/sessions/{session_id}", timeout=10).json()
+    body = api.get(f"{live_server.url}/sessions/{session_id}", timeout=10).json()
     assert body["instance"]["status"] == "running"
 
 

@@ -12,6 +12,7 @@ import uuid
 import pytest
 import requests
 
+from tests.support.api import api
 from tests.support.learner import Learner, close_session, give_tiny_image, open_session
 from tests.support.stack import wait_for
 from tests.support.tiny_image import INDEX_HTML
@@ -54,7 +55,7 @@ async def test_it_runs_containers_with_a_user_network_and_volumes(learner):
 
 
 async def test_it_publishes_a_port_that_answers_from_the_host(learner, web):
-    body = requests.get(f"{web.url}/sessions/{learner.session_id}", timeout=10).json()
+    body = api.get(f"{web.url}/sessions/{learner.session_id}", timeout=10).json()
     address = body["instance"]["ip_address"]
 
     await learner.ok("docker run -d -p 8080:80 tiny:latest httpd -f -p 80")

@@ -4,7 +4,6 @@ on the real stack (a worker on Redis, PostgreSQL, the Docker engine)."""
 from datetime import timedelta
 
 import pytest
-import requests
 from django.utils import timezone
 
 from sessions_app import tasks
@@ -16,6 +15,7 @@ from tests.integration.test_sessions_on_docker import (
     docker_leftovers,
     wait_until_running,
 )
+from tests.support.api import api
 from tests.support.stack import wait_for
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ def test_beat_reaps_an_expired_session(platform, live_server, worker, beat, dock
 
     # The reaper runs every 15 seconds; a minute is the promise.
     wait_for(lambda: gone_from_docker(docker_client, session_id), timeout=60, interval=0.5, what="the reaper")
-    body = requests.get(f"{live_server.url}/sessions/{session_id}", timeout=10).json()
+    body = api.get(f"{live_server.url}/sessions/{session_id}", timeout=10).json()
     assert body["status"] == "expired"
     wait_for(lambda: Instance.objects.get(session_id=session_id).status == "terminated", timeout=15, what="terminated")
 
@@ -43,15 +43,15 @@ def test_extending_never_passes_the_maximum_lifetime(platform, live_server, work
     session_id = created["session_id"]
     url = f"{live_server.url}/sessions/{session_id}/extend"
 
-    first = requests.post(url, json={}, timeout=10)
-    second = requests.post(url, json={"duration": 3600}, timeout=10)
+    first = api.post(url, json={}, timeout=10)
+    second = api.post(url, json={"duration": 3600}, timeout=10)
 
     session = Session.objects.get(pk=session_id)
     assert first.status_code == 200
     assert session.expires_at == session.created_at + timedelta(hours=4)
     assert second.status_code == 409
     assert second.json()["error"] == "cannot_extend"
-    requests.delete(f"{live_server.url}/sessions/{session_id}", timeout=10)
+    api.delete(f"{live_server.url}/sessions/{session_id}", timeout=10)
     wait_for(lambda: gone_from_docker(docker_client, session_id), timeout=30, what="cleanup")
 
 
@@ -71,7 +71,7 @@ def test_the_reconciler_revives_an_instance_removed_behind_its_back(platform, li
     container = wait_for(revived, timeout=60, interval=0.2, what="a new container")
     assert container.exec_run(["docker", "version"], user=exec_user()).exit_code == 0
     assert Instance.objects.get(session_id=session_id).attempts == 2
-    requests.delete(f"{live_server.url}/sessions/{session_id}", timeout=10)
+    api.delete(f"{live_server.url}/sessions/{session_id}", timeout=10)
     wait_for(lambda: gone_from_docker(docker_client, session_id), timeout=30, what="cleanup")
 
 

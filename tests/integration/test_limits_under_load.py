@@ -7,6 +7,7 @@ import requests
 
 from sessions_app.models import Session
 from tests.integration.test_sessions_on_docker import docker_leftovers
+from tests.support.api import api
 from tests.support.stack import wait_for
 
 pytestmark = pytest.mark.integration
@@ -14,13 +15,13 @@ pytestmark = pytest.mark.integration
 
 def post_sessions_at_once(live_server, count: int) -> list[requests.Response]:
     with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(lambda _: requests.post(f"{live_server.url}/sessions", json={}, timeout=30), range(count)))
+        return list(pool.map(lambda _: api.post(f"{live_server.url}/sessions", json={}, timeout=30), range(count)))
 
 
 def close_all(live_server, docker_client) -> None:
     opened = list(Session.objects.filter(status="open").values_list("pk", flat=True))
     for session_id in opened:
-        requests.delete(f"{live_server.url}/sessions/{session_id}", timeout=10)
+        api.delete(f"{live_server.url}/sessions/{session_id}", timeout=10)
     wait_for(
         lambda: not any(any(docker_leftovers(docker_client, sid).values()) for sid in opened),
         timeout=60,

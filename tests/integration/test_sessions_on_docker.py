@@ -12,6 +12,7 @@ from sessions_app import services, tasks
 from sessions_app.backends.disks import LoopDisks
 from sessions_app.backends.docker import LABEL_SESSION, exec_user
 from sessions_app.models import Instance, PreparedSession
+from tests.support.api import api
 from tests.support.stack import wait_for
 from tests.support.tiny_image import load_tiny_image
 
@@ -24,14 +25,14 @@ CONFLICT = {
 
 
 def create_session(live_server) -> dict:
-    response = requests.post(f"{live_server.url}/sessions", json={"playground_id": "default"}, timeout=10)
+    response = api.post(f"{live_server.url}/sessions", json={"playground_id": "default"}, timeout=10)
     assert response.status_code == 201, response.text
     return response.json()
 
 
 def wait_until_running(live_server, session_id: str, timeout: float = 60) -> dict:
     def running():
-        body = requests.get(f"{live_server.url}/sessions/{session_id}", timeout=10).json()
+        body = api.get(f"{live_server.url}/sessions/{session_id}", timeout=10).json()
         instance = body["instance"] or {}
         assert instance.get("status") != "failed", instance.get("error")
         return body if instance.get("status") == "running" else None
@@ -80,7 +81,7 @@ def docker_leftovers(docker_client, session_id: str) -> dict:
 
 
 def close_session(live_server, docker_client, session_id: str) -> None:
-    requests.delete(f"{live_server.url}/sessions/{session_id}", timeout=10)
+    api.delete(f"{live_server.url}/sessions/{session_id}", timeout=10)
     wait_for(
         lambda: not any(docker_leftovers(docker_client, session_id).values()),
         timeout=30,
@@ -111,7 +112,8 @@ def test_it_gives_a_session_a_running_docker_host(platform, live_server, worker,
     assert list(networks) == [f"playground-{session_id}"]
     assert networks[f"playground-{session_id}"]["IPAddress"] == instance["ip_address"]
     mounts = {mount["Destination"]: mount for mount in container.attrs["Mounts"]}
-    assert mounts["/var/lib/docker"]["Name"] == f"playground-{session_id}-docker"
+    token = Instance.objects.get(session_id=session_id).storage_token
+    assert mounts["/var/lib/docker"]["Name"] == f"playground-{token}-docker"  # never named by the session id
 
     # The learner's first `docker run` works: nothing can be pulled here, so
     # a small image made on this machine is loaded into the inner daemon.
@@ -129,7 +131,7 @@ def test_it_leaves_nothing_in_docker_after_delete(platform, live_server, worker,
     wait_until_running(live_server, session_id)
     assert all(docker_leftovers(docker_client, session_id).values())
 
-    response = requests.delete(f"{live_server.url}/sessions/{session_id}", timeout=10)
+    response = api.delete(f"{live_server.url}/sessions/{session_id}", timeout=10)
 
     assert response.status_code == 200
     assert response.json()["status"] == "closed"
@@ -140,7 +142,7 @@ def test_it_leaves_nothing_in_docker_after_delete(platform, live_server, worker,
     )
     body = wait_for(
         lambda: (
-            (b := requests.get(f"{live_server.url}/sessions/{session_id}", timeout=10).json())["instance"]["status"]
+            (b := api.get(f"{live_server.url}/sessions/{session_id}", timeout=10).json())["instance"]["status"]
             == "terminated"
             and b
         ),
@@ -153,7 +155,7 @@ def test_it_leaves_nothing_in_docker_after_delete(platform, live_server, worker,
 def post_instances_at_once(live_server, session_id: str, count: int = 20) -> list[requests.Response]:
     url = f"{live_server.url}/sessions/{session_id}/instances"
     with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(lambda _: requests.post(url, json={}, timeout=30), range(count)))
+        return list(pool.map(lambda _: api.post(url, json={}, timeout=30), range(count)))
 
 
 def test_it_refuses_every_one_of_twenty_concurrent_instance_requests(platform, live_server, worker, docker_client):
@@ -174,9 +176,9 @@ def test_it_lets_exactly_one_of_twenty_racing_requests_replace_a_removed_instanc
 ):
     session_id = create_session(live_server)["session_id"]
     wait_until_running(live_server, session_id)
-    assert requests.delete(f"{live_server.url}/sessions/{session_id}/instances/node1", timeout=10).status_code == 202
+    assert api.delete(f"{live_server.url}/sessions/{session_id}/instances/node1", timeout=10).status_code == 202
     wait_for(
-        lambda: requests.get(f"{live_server.url}/sessions/{session_id}/instances", timeout=10).json() == [],
+        lambda: api.get(f"{live_server.url}/sessions/{session_id}/instances", timeout=10).json() == [],
         timeout=30,
         what="the instance to be removed",
     )

@@ -5,9 +5,9 @@ import asyncio
 import re
 
 import pytest
-import requests
 
 from tests.integration.test_sessions_on_docker import wait_until_running
+from tests.support.api import api
 from tests.support.terminal_client import Terminal
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -17,11 +17,11 @@ PROMPT = Terminal.PROMPT
 
 @pytest.fixture
 def session_id(platform, web, docker_client):
-    response = requests.post(f"{web.url}/sessions", json={"playground_id": "default"}, timeout=10)
+    response = api.post(f"{web.url}/sessions", json={"playground_id": "default"}, timeout=10)
     assert response.status_code == 201, response.text
     session_id = response.json()["session_id"]
     yield session_id
-    requests.delete(f"{web.url}/sessions/{session_id}", timeout=10)
+    api.delete(f"{web.url}/sessions/{session_id}", timeout=10)
 
 
 async def open_terminal(web, session_id: str, **kwargs) -> Terminal:
@@ -149,7 +149,7 @@ async def test_it_starts_a_new_shell_when_the_user_exits(web, session_id):
 async def test_it_closes_viewers_when_the_session_is_deleted(web, session_id):
     terminal = await open_terminal(web, session_id)
 
-    requests.delete(f"{web.url}/sessions/{session_id}", timeout=10)
+    api.delete(f"{web.url}/sessions/{session_id}", timeout=10)
 
     event = await terminal.wait_for_status("closed", timeout=15)
     assert event["message"]

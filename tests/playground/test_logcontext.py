@@ -1,4 +1,4 @@
-"""Every log line about a session names it."""
+"""Every log line about a session names it, by a hash: no line holds a session id."""
 
 import contextvars
 import io
@@ -7,7 +7,7 @@ import logging
 import pytest
 from django.conf import settings
 
-from playground.logcontext import SessionIdFilter
+from playground.logcontext import SessionIdFilter, log_id
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,18 @@ def test_it_tags_api_and_task_lines_with_the_session(client, django_capture_on_c
     assert any("opened in playground" in line for line in lines)
     assert any("instance running" in line for line in lines)
     assert any("instance removed" in line for line in lines)
-    assert all(f"[session={session_id}]" in line for line in lines), lines
+    assert all(f"[session={log_id(session_id)}]" in line for line in lines), lines
+    assert not [line for line in log_lines() if session_id in line]
+
+
+def test_it_hides_session_ids_in_the_text_of_a_line():
+    session_id = "0123456789abcdef0123456789abcdef"
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "removing playground-%s and %s", (session_id, "x"), None)
+
+    SessionIdFilter().filter(record)
+
+    assert record.getMessage() == f"removing playground-{log_id(session_id)} and x"
+    assert len(log_id(session_id)) == 10
 
 
 def test_it_marks_lines_about_no_session():

@@ -17,13 +17,17 @@ ROUTES = {
     ("/sessions", "get"): {"200"},
     ("/sessions", "post"): {"201", "400", "401", "413", "415", "429", "503"},
     ("/sessions/{id}", "get"): {"200", "404"},
-    ("/sessions/{id}", "delete"): {"200", "404"},
-    ("/sessions/{id}/extend", "post"): {"200", "400", "404", "409", "415"},
+    ("/sessions/{id}", "delete"): {"200", "403", "404"},
+    ("/sessions/{id}/extend", "post"): {"200", "400", "403", "404", "409", "415"},
     ("/sessions/{id}/terminal", "get"): {"200", "404"},
+    ("/sessions/{id}/shares", "get"): {"200", "403", "404"},
+    ("/sessions/{id}/shares", "post"): {"201", "400", "403", "404", "409", "415"},
+    ("/sessions/{id}/shares/{share_id}", "delete"): {"204", "403", "404"},
+    ("/shares/redeem", "post"): {"200", "400", "403", "404", "415"},
     ("/sessions/{id}/instances", "get"): {"200", "404"},
-    ("/sessions/{id}/instances", "post"): {"201", "400", "404", "409", "415"},
+    ("/sessions/{id}/instances", "post"): {"201", "400", "403", "404", "409", "415"},
     ("/sessions/{id}/instances/{name}", "get"): {"200", "404"},
-    ("/sessions/{id}/instances/{name}", "delete"): {"202", "404"},
+    ("/sessions/{id}/instances/{name}", "delete"): {"202", "403", "404"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 

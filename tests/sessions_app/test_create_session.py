@@ -78,7 +78,7 @@ def test_it_gives_a_chosen_duration_and_allowed_image(api, run_on_commit):
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        ({"playground_id": "nope"}, "unknown_playground"),
+        ({"playground_id": "nope"}, "playground_not_allowed"),
         ({"playground_id": "default", "image": "franela/dind"}, "image_not_allowed"),
         ({"playground_id": "default", "duration": 5 * 3600}, "invalid_request"),
         ({"playground_id": "default", "duration": -5}, "invalid_request"),

@@ -9,10 +9,9 @@ returns its output and exit status.
 import re
 import shlex
 
-import requests
-
 from sessions_app.backends.docker import exec_user
 from tests.integration.test_sessions_on_docker import containers_of, wait_until_running
+from tests.support.api import api
 from tests.support.terminal_client import Terminal
 from tests.support.tiny_image import load_tiny_image
 
@@ -22,7 +21,7 @@ DONE = re.compile(rb"done-\d+\r?\n$")  # the marker Terminal.run ends the output
 
 
 def open_session(web) -> str:
-    response = requests.post(f"{web.url}/sessions", json={"playground_id": "default"}, timeout=10)
+    response = api.post(f"{web.url}/sessions", json={"playground_id": "default"}, timeout=10)
     assert response.status_code == 201, response.text
     session_id = response.json()["session_id"]
     wait_until_running(web, session_id)
@@ -30,7 +29,7 @@ def open_session(web) -> str:
 
 
 def close_session(web, session_id: str) -> None:
-    requests.delete(f"{web.url}/sessions/{session_id}", timeout=10)
+    api.delete(f"{web.url}/sessions/{session_id}", timeout=10)
 
 
 class Learner:

@@ -6,6 +6,8 @@ import time
 
 import websockets
 
+from tests.support.api import api
+
 
 class Terminal:
     """One viewer of a session's terminal: raw output collected, status events kept apart."""
@@ -23,10 +25,22 @@ class Terminal:
 
     @classmethod
     async def open(
-        cls, base_url: str, session_id: str, *, cols: int = 80, rows: int = 24, ack: bool = True, **kwargs
+        cls,
+        base_url: str,
+        session_id: str,
+        *,
+        cols: int = 80,
+        rows: int = 24,
+        ack: bool = True,
+        token: str | None = None,
+        **kwargs,
     ) -> "Terminal":
+        """Open the session's terminal with `token` (by default, the access
+        token `api` got when it opened the session; "" for none)."""
         url = base_url.replace("http://", "ws://") + f"/sessions/{session_id}/ws"
-        connection = await websockets.connect(url, max_size=None, **kwargs)
+        token = api.token(session_id) if token is None else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        connection = await websockets.connect(url, max_size=None, additional_headers=headers, **kwargs)
         terminal = cls(connection, ack=ack)
         await terminal.resize(cols, rows)
         return terminal

@@ -16,10 +16,12 @@ XTERM_ASSETS = [
 
 
 @pytest.fixture
-def session_id(django_capture_on_commit_callbacks):
-    # The provisioning task is captured and dropped: these pages need no Docker.
+def session_id(client, django_capture_on_commit_callbacks):
+    """A session this client (a browser) opened, so its cookie owns it.
+
+    The provisioning task is captured and dropped: these pages need no Docker."""
     with django_capture_on_commit_callbacks():
-        return services.session_create(playground_id="default").id
+        return client.post("/sessions", {}, content_type="application/json").json()["session_id"]
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from sessions_app import services
 from sessions_app.backends.fake import FakeContainer
 from sessions_app.messages import ENDINGS
 from sessions_app.models import Instance
+from terminals.consumers import READ_ONLY_MESSAGE
 from terminals.hub import registry
 from tests import factories
 
@@ -29,9 +30,15 @@ def _fake_backend(use_backend):
 SAME_ORIGIN = [(b"host", b"testserver"), (b"origin", b"http://testserver")]
 
 
+# The access token of each session a test made: its sockets present it.
+TOKENS: dict[str, str] = {}
+
+
 @database_sync_to_async
 def make_session(*, instance_status="provisioning", **fields) -> str:
-    return factories.make_session(instance_status=instance_status, **fields).pk
+    session_id = factories.make_session(instance_status=instance_status, access_token="a-token", **fields).pk
+    TOKENS[session_id] = "a-token"
+    return session_id
 
 
 OPENED: list[WebsocketCommunicator] = []
@@ -53,7 +60,11 @@ async def _disconnect_every_socket():
     await registry.stop_all()
 
 
-def communicator(session_id: str, headers=SAME_ORIGIN, path: str | None = None) -> WebsocketCommunicator:
+def communicator(session_id: str, headers=SAME_ORIGIN, path: str | None = None, token=None) -> WebsocketCommunicator:
+    """A socket to a session's terminal, with its owner's token unless another is given ("" for none)."""
+    token = TOKENS.get(session_id, "") if token is None else token
+    if token:
+        headers = [*headers, (b"authorization", f"Bearer {token}".encode())]
     OPENED.append(WebsocketCommunicator(application, path or f"/sessions/{session_id}/ws", headers=headers))
     return OPENED[-1]
 
@@ -244,7 +255,9 @@ async def test_it_tells_viewers_when_the_session_expires():
 def open_running_session() -> str:
     """A session opened as the API opens it; its instance runs on the fake backend."""
     factories.make_playground()
-    return services.session_create(playground_id="default").pk
+    opened = services.session_create(playground_id="default")
+    TOKENS[opened.session.pk] = opened.access_token
+    return opened.session.pk
 
 
 async def until(predicate, timeout: float = 3.0):
@@ -315,3 +328,106 @@ async def test_it_replays_recent_output_to_a_viewer_who_joins_later(fake_engine)
     assert await receive_bytes_until(later, b"came\r\n") == b"output before you came\r\n"
     await first.disconnect()
     await later.disconnect()
+
+
+# --- Who may connect -------------------------------------------------------------------
+
+
+@database_sync_to_async
+def share_of(session_id: str, mode: str) -> tuple[str, str]:
+    created = services.share_create(session_id=session_id, mode=mode)
+    return created.share.pk, created.token
+
+
+async def test_it_answers_a_socket_without_the_owners_credential_as_for_no_session():
+    session_id = await make_session(instance_status="pending")
+
+    for token in ("", "not-the-token"):
+        ws = communicator(session_id, token=token)
+        connected, _ = await ws.connect()
+        assert connected
+        assert await ws.receive_output(timeout=3) == {"type": "websocket.close", "code": 4404}
+
+
+async def test_it_lets_a_read_only_share_watch_without_typing_or_resizing(fake_engine):
+    session_id = await open_running_session()
+    owner, container = await attached(session_id, fake_engine)
+    await owner.send_to(text_data=json.dumps({"type": "resize", "cols": 100, "rows": 30}))
+    await until(lambda: container.size == (100, 30))
+    _, token = await share_of(session_id, "read-only")
+    watcher = communicator(session_id, token=token)
+    await watcher.connect()
+    assert (await receive_json(watcher))["status"] == "running"
+    await until(lambda: len(container.attachments) >= 1)
+
+    await watcher.send_to(text_data=json.dumps({"type": "resize", "cols": 40, "rows": 10}))
+    await watcher.send_to(bytes_data=b"rm -rf ~\r")
+    container.output(b"visible to all\r\n")
+
+    events, output = [], b""
+    while b"to all\r\n" not in output or not events:
+        frame = await watcher.receive_output(timeout=3)
+        if frame.get("text"):
+            events.append(json.loads(frame["text"]))
+        output += frame.get("bytes") or b""
+    assert events == [{"type": "error", "message": READ_ONLY_MESSAGE}]
+    assert output.endswith(b"visible to all\r\n")
+    await asyncio.sleep(0.3)  # time enough for a resize to be applied, were it taken
+    assert container.size == (100, 30)
+    assert container.typed == b""
+
+
+async def test_it_lets_a_read_write_share_type(fake_engine):
+    session_id = await open_running_session()
+    _, token = await share_of(session_id, "read-write")
+    ws = communicator(session_id, token=token)
+    await ws.connect()
+    assert (await receive_json(ws))["status"] == "running"
+    container = fake_engine.containers[f"playground-{session_id}"]
+    await until(lambda: container.attachments)
+
+    await ws.send_to(bytes_data=b"ls\r")
+
+    assert await receive_bytes_until(ws, b"ls\r") == b"ls\r"
+    assert container.typed == b"ls\r"
+
+
+async def test_it_closes_the_sockets_of_a_share_at_once_when_it_is_revoked(fake_engine):
+    session_id = await open_running_session()
+    share_id, token = await share_of(session_id, "read-only")
+    ws = communicator(session_id, token=token)
+    await ws.connect()
+    assert (await receive_json(ws))["status"] == "running"
+
+    await database_sync_to_async(services.share_revoke)(session_id=session_id, share_id=share_id)
+
+    closing = await receive_json(ws)
+    assert closing == {"type": "error", "message": ENDINGS["access_ended"].message}
+    assert await ws.receive_output(timeout=1) == {"type": "websocket.close", "code": 4403}
+
+
+async def test_it_refuses_a_host_that_is_not_this_sites():
+    session_id = await make_session(instance_status="pending")
+    # A page of a name that the attacker made resolve to this server: same-origin to itself.
+    rebound = [(b"host", b"attacker.example"), (b"origin", b"http://attacker.example")]
+
+    connected, _ = await communicator(session_id, headers=rebound).connect()
+
+    assert not connected
+
+
+async def test_it_caps_the_terminals_one_client_keeps_open(settings):
+    settings.PLAYGROUND_MAX_TERMINALS_PER_CLIENT = 2
+    session_id = await make_session(instance_status="pending")
+    first, second, third = (communicator(session_id) for _ in range(3))
+    for ws in (first, second):
+        await ws.connect()
+        assert (await receive_json(ws))["status"] == "pending"
+
+    await third.connect()
+
+    assert await third.receive_output(timeout=3) == {"type": "websocket.close", "code": 4429}
+    await first.disconnect()
+    again = communicator(session_id)
+    await again.connect()
+    assert (await receive_json(again))["status"] == "pending"

@@ -29,8 +29,20 @@
     fontSmaller: $("font-smaller"),
     fontLarger: $("font-larger"),
     copy: $("copy"),
+    // The owner's controls; a share link's holder has none of them.
     close: $("close-session"),
     extend: $("extend-session"),
+    share: $("share-session"),
+    shareDialog: $("share-dialog"),
+    shareForm: $("share-form"),
+    shareMode: $("share-mode"),
+    shareExpires: $("share-expires"),
+    shareMade: $("share-made"),
+    shareUrl: $("share-url"),
+    shareCopy: $("share-copy"),
+    shareError: $("share-error"),
+    shareList: $("share-list"),
+    shareClose: $("share-close"),
     banner: $("banner"),
     bannerText: $("banner-text"),
     retryNow: $("retry-now"),
@@ -215,8 +227,7 @@
     if (conn && conn.ws.readyState <= WebSocket.OPEN) conn.ws.close(1000);
     term.options.disableStdin = true;
     term.options.cursorBlink = false;
-    ui.close.disabled = true;
-    ui.extend.disabled = true;
+    for (const control of [ui.close, ui.extend, ui.share]) if (control) control.disabled = true;
     if (ui.node.dataset.state !== "failed") ui.node.dataset.state = "terminated";
     setStatus(title, tone);
     renderCountdown();
@@ -483,6 +494,71 @@
     }
   }
 
+  // --- Sharing (the owner's) --------------------------------------------------
+
+  function openShareDialog() {
+    ui.shareMade.hidden = true;
+    ui.shareError.hidden = true;
+    ui.shareDialog.hidden = false;
+    listShares();
+  }
+
+  function showShareError(error) {
+    ui.shareError.textContent = error.message;
+    ui.shareError.hidden = false;
+  }
+
+  async function makeShare(event) {
+    event.preventDefault();
+    const body = { mode: ui.shareMode.value };
+    if (ui.shareExpires.value) body.expires_in = Number(ui.shareExpires.value);
+    try {
+      const share = await api("POST", "/shares", body);
+      ui.shareUrl.value = share.url;
+      ui.shareMade.hidden = false;
+      ui.shareError.hidden = true;
+      ui.shareUrl.select();
+      listShares();
+    } catch (error) {
+      showShareError(error);
+    }
+  }
+
+  async function listShares() {
+    let shares;
+    try {
+      shares = await api("GET", "/shares");
+    } catch (error) {
+      showShareError(error);
+      return;
+    }
+    ui.shareList.replaceChildren(
+      ...shares
+        .filter((share) => share.active)
+        .map((share) => {
+          const item = document.createElement("li");
+          const label = document.createElement("span");
+          label.textContent = `${share.mode} link, until ${new Date(share.expires_at).toLocaleTimeString()}`;
+          const revoke = document.createElement("button");
+          revoke.type = "button";
+          revoke.className = "btn btn-danger";
+          revoke.textContent = "Revoke";
+          revoke.addEventListener("click", () => revokeShare(share.id));
+          item.append(label, revoke);
+          return item;
+        }),
+    );
+  }
+
+  async function revokeShare(id) {
+    try {
+      await api("DELETE", `/shares/${encodeURIComponent(id)}`);
+      listShares();
+    } catch (error) {
+      showShareError(error);
+    }
+  }
+
   // --- Wiring ----------------------------------------------------------------
 
   function start() {
@@ -508,8 +584,19 @@
       term.focus();
     });
     ui.copy.addEventListener("click", copySelection);
-    ui.close.addEventListener("click", closeSession);
-    ui.extend.addEventListener("click", extendSession);
+    if (ui.close) ui.close.addEventListener("click", closeSession);
+    if (ui.extend) ui.extend.addEventListener("click", extendSession);
+    if (ui.share) {
+      ui.share.addEventListener("click", openShareDialog);
+      ui.shareForm.addEventListener("submit", makeShare);
+      ui.shareCopy.addEventListener("click", () => copyText(ui.shareUrl.value));
+      ui.shareClose.addEventListener("click", () => {
+        ui.shareDialog.hidden = true;
+        term.focus();
+      });
+    }
+    // A read-only share watches: the server ignores its keys anyway.
+    if (state.session.access === "read-only") term.options.disableStdin = true;
     ui.retryNow.addEventListener("click", reconnect);
     ui.overlayDismiss.addEventListener("click", () => {
       ui.overlay.hidden = true;
