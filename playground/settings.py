@@ -7,6 +7,7 @@ the only thing a machine needs is a Docker engine.
 """
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -108,6 +109,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "playground.middleware.ServiceUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "playground.urls"
@@ -178,12 +180,34 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- Database ---------------------------------------------------------------
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
-        conn_max_age=60,
-    )
-}
+DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"))}
+
+
+def _process_kind() -> str:
+    """Which of the platform's processes this is: "worker", "beat" or "web" (anything else)."""
+    words = [os.path.basename(word) for word in sys.argv]
+    if "celery" in words or "celery/__main__.py" in " ".join(sys.argv):
+        return "beat" if "beat" in words else "worker"
+    return "web"
+
+
+# PostgreSQL: a bounded pool of connections per process (psycopg's pool),
+# instead of one kept connection per thread that ever served a request,
+# which a burst of requests under ASGI multiplies past max_connections. A
+# request that finds the pool empty waits up to PLAYGROUND_DB_POOL_TIMEOUT
+# seconds, then gets 503 with Retry-After. Size it so that the pools of all
+# processes fit PostgreSQL's max_connections (README: "Database").
+DB_POOL_SIZES = {"web": 10, "worker": 10, "beat": 2}
+PLAYGROUND_DB_POOL_SIZE = env_int("PLAYGROUND_DB_POOL_SIZE", DB_POOL_SIZES[_process_kind()])
+PLAYGROUND_DB_POOL_TIMEOUT = env_float("PLAYGROUND_DB_POOL_TIMEOUT", 5)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections, not each thread
+    # A connection the server dropped (a restart) is checked and replaced
+    # before it is handed out.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {"min_size": 1, "max_size": PLAYGROUND_DB_POOL_SIZE, "timeout": PLAYGROUND_DB_POOL_TIMEOUT}
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share one SQLite file; wait for the lock instead of
     # failing at once, and let readers run beside the writer.
@@ -300,7 +324,8 @@ CELERY_BEAT_SCHEDULE = {
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels_redis, riding out a Redis outage (playground/channel_layer.py).
+            "BACKEND": "playground.channel_layer.ResilientRedisChannelLayer",
             # redis-py 8 gives up on a read after 5 s by default, exactly the
             # time channels-redis blocks waiting for a message.
             "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
@@ -342,10 +367,16 @@ PLAYGROUND_REQUIRE_LOGIN = env_bool("PLAYGROUND_REQUIRE_LOGIN", False)
 # Request bodies are small JSON; anything larger is refused with 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 
-# The creation rate limit counts in the cache, which must be shared by all web
-# processes: Redis when there is one.
+# The creation rate limit, the prepared sessions' lock and the terminals'
+# saved scrollback live in the cache, which all processes must share and
+# which must outlive a restart of one of them: Redis when there is one,
+# files under var/ otherwise.
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": VAR_DIR / "cache"}
+    }
 
 # --- Playground instances ---------------------------------------------------
 
@@ -412,4 +443,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [session=%(session_id)s] %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["session_id"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Beat sends housekeeping every few seconds, and Celery would write two
+    # lines for each; the housekeeping itself logs what it changes. What the
+    # console shows: requests, and sessions opened, provisioned, failed and
+    # closed (a task that fails is still logged, as an error).
+    "loggers": {
+        name: {"level": env_str("CELERY_LOG_LEVEL", "WARNING")}
+        for name in ("celery.beat", "celery.app.trace", "celery.worker.strategy")
+    },
 }

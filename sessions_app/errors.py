@@ -98,6 +98,35 @@ class OutOfCapacity(PlaygroundError):
     message = "The playground is full right now; please try again in a few minutes."
 
 
+class ServiceUnavailable(PlaygroundError):
+    """A server the platform needs (its database, broker or cache) is out of
+    reach or saturated for now; nothing was changed, and trying again soon will do."""
+
+    reason = "service_unavailable"
+    message = "The playground is overloaded or restarting; please try again in a few seconds."
+
+    def __init__(self, message: str | None = None, *, reason: str, retry_after: int = 2, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def as_unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The ServiceUnavailable an exception amounts to, if it is a passing outage of a server."""
+    from django.db import InterfaceError, OperationalError
+    from kombu.exceptions import OperationalError as BrokerError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    if isinstance(exc, ServiceUnavailable):
+        return exc
+    if isinstance(exc, OperationalError | InterfaceError):
+        return ServiceUnavailable(reason="database_unavailable", log_message=f"database: {exc}")
+    if isinstance(exc, BrokerError | RedisConnectionError | RedisTimeout):
+        return ServiceUnavailable(reason="broker_unavailable", retry_after=5, log_message=f"broker or cache: {exc}")
+    return None
+
+
 class SessionAlreadyHasInstance(PlaygroundError):
     reason = "session_already_has_instance"
     message = "This session already has an instance. Only one instance per session is allowed."
@@ -115,6 +144,7 @@ _STATUS_BY_ERROR: list[tuple[type[PlaygroundError], int]] = [
     (CannotExtend, status.HTTP_409_CONFLICT),
     (TooManySessions, status.HTTP_429_TOO_MANY_REQUESTS),
     (OutOfCapacity, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (ServiceUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
     (SessionAlreadyHasInstance, status.HTTP_409_CONFLICT),
 ]
 
@@ -138,10 +168,11 @@ def error_body(reason: str, message: str, **extra) -> dict:
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """Answer every error with `{"error": reason, "message": text}`."""
+    exc = as_unavailable(exc) or exc
     if isinstance(exc, PlaygroundError):
         for error_class, code in _STATUS_BY_ERROR:
             if isinstance(exc, error_class):
-                logger.info("%s: %s", exc.reason, exc.log_message)
+                (logger.warning if code >= 500 else logger.info)("%s: %s", exc.reason, exc.log_message)
                 headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
                 return Response(error_body(exc.reason, exc.message), status=code, headers=headers)
     if isinstance(exc, RequestDataTooBig):

@@ -14,6 +14,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 from django.core.cache import cache
+from django.db import InterfaceError, OperationalError, transaction
 
 from playground.logcontext import set_session
 from sessions_app.backends.base import TransientBackendError
@@ -23,6 +24,35 @@ logger = logging.getLogger(__name__)
 
 PROVISION_ATTEMPTS = 6
 PROVISION_SOFT_TIME_LIMIT = 120
+BROKER_CHECK_TIMEOUT = 1.0
+
+
+def broker_problem() -> str | None:
+    """Why a job could not be queued right now (the broker is out of reach), or None."""
+    from playground.celery import app
+
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=0, timeout=BROKER_CHECK_TIMEOUT)
+    except Exception as exc:  # whatever the transport raises, it means the same
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def enqueue_on_commit(task, *args) -> None:
+    """Queue a job once the transaction commits (at once outside one).
+
+    Should the broker fail right then, the job is not lost: its instance stays
+    in the state it was put in, and the reconciler hands it out again.
+    """
+
+    def send() -> None:
+        try:
+            task.delay(*args)
+        except Exception as exc:
+            logger.warning("could not queue %s%s, the reconciler will: %s", task.name, args, exc)
+
+    transaction.on_commit(send)
 
 
 def _backoff(retries: int) -> float:
@@ -35,11 +65,17 @@ def _tag(instance_id: int) -> None:
     set_session(session_id or "-")
 
 
+# A database that is restarting or out of connections: the job waits and
+# tries again, rather than losing what it was recording.
+DATABASE_OUTAGE = {"autoretry_for": (OperationalError, InterfaceError), "retry_backoff": 1, "retry_backoff_max": 30}
+
+
 @shared_task(
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=PROVISION_ATTEMPTS - 1,
+    **DATABASE_OUTAGE,
     soft_time_limit=PROVISION_SOFT_TIME_LIMIT,
     time_limit=PROVISION_SOFT_TIME_LIMIT + 30,
 )
@@ -69,7 +105,9 @@ def provision_instance(self, instance_id: int) -> None:
         )
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=PROVISION_ATTEMPTS - 1)
+@shared_task(
+    bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=PROVISION_ATTEMPTS - 1, **DATABASE_OUTAGE
+)
 def reprovision_instance(self, instance_id: int) -> None:
     from sessions_app import services
 
@@ -80,7 +118,7 @@ def reprovision_instance(self, instance_id: int) -> None:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None, **DATABASE_OUTAGE)
 def teardown_instance(self, instance_id: int) -> None:
     from sessions_app import services
 

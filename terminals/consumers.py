@@ -30,6 +30,7 @@ from playground.clients import scope_client
 from playground.logcontext import set_session
 from sessions_app import access, services
 from sessions_app.access import Access, Credentials, Grant
+from sessions_app.errors import as_unavailable
 from sessions_app.events import session_group
 from sessions_app.messages import ENDINGS, INSTANCE_STATUS_MESSAGES
 from sessions_app.models import Instance
@@ -55,6 +56,12 @@ FINAL_CLOSE_ENDINGS = {
     CLOSE_INSTANCE_FAILED: "failed",
 }
 READ_ONLY_MESSAGE = "This is a read-only view of the terminal: typing is off."
+# Keystrokes kept while the shell is not attached yet (the instance is
+# starting, or its terminal is being reattached); beyond this, the oldest
+# would be lost, so the client is told.
+MAX_PENDING_INPUT = 64 * 1024
+PENDING_INPUT_FULL = "Too much was typed while the terminal was not connected; the rest is dropped."
+UNAVAILABLE_RETRY = 2.0  # seconds before looking at the session again after the database failed
 
 # Terminal sockets open in this process, per client address.
 _open_per_client: Counter[str] = Counter()
@@ -122,6 +129,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.last_touch = -TOUCH_EVERY
         self.follower: asyncio.Task | None = None
         self.wake = asyncio.Event()
+        # Input that arrives before the shell is attached waits here, in order.
+        self.pending_input = bytearray()
+        self.flushing = False
         self.credentials = access.scope_credentials(self.scope)
         self.client = scope_client(self.scope) or "-"
         state, self.grant = await load_state(self.session_id, self.credentials)
@@ -191,7 +201,22 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), delay)
             self.wake.clear()
-            state, self.grant = await load_state(self.session_id, self.credentials)
+            state = await self.look_again(state)
+
+    async def look_again(self, state: TerminalState) -> TerminalState | None:
+        """The session now; the last state seen while the database is out of reach
+        (the terminal goes on meanwhile)."""
+        while True:
+            try:
+                state, self.grant = await load_state(self.session_id, self.credentials)
+                return state
+            except Exception as exc:
+                if as_unavailable(exc) is None:
+                    raise
+                logger.warning("session %s: cannot read the session now: %s", self.session_id, exc)
+                if self.viewer is not None:
+                    return state
+                await asyncio.sleep(UNAVAILABLE_RETRY)
 
     async def join_terminal(self, instance: Instance) -> None:
         try:
@@ -205,6 +230,30 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if self.paused:
             self.viewer.pause(True)
         self.viewer.hub.sizes_changed()
+        await self.flush_pending_input()
+
+    async def flush_pending_input(self) -> None:
+        """Type what arrived while the shell was not attached, before anything typed since."""
+        self.flushing = True
+        try:
+            while self.pending_input and self.viewer is not None:
+                data = bytes(self.pending_input)
+                self.pending_input.clear()
+                if not await self.write_to_shell(data):
+                    break
+        finally:
+            self.flushing = False
+
+    async def write_to_shell(self, data: bytes) -> bool:
+        """Type into the attached shell; if the attachment just broke (the
+        instance restarts), keep the keystrokes for the next one."""
+        try:
+            await self.viewer.hub.write(data)
+            return True
+        except (ConnectionError, OSError, AttributeError) as exc:  # AttributeError: the viewer left meanwhile
+            logger.info("session %s: the terminal went away while typing: %s", self.session_id, exc)
+            self.pending_input[:0] = data
+            return False
 
     def terminal_ended(self) -> None:
         # The instance's TTY went away: removed, restarted, or its engine is
@@ -292,16 +341,28 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if not self.may_type:
             await self.send_error(READ_ONLY_MESSAGE)
             return
-        # Keystrokes before the shell is attached have nowhere to go.
-        if self.viewer is None:
-            return
         metrics.count_input(len(data))
-        await self.viewer.hub.write(data)
+        if self.viewer is None or self.flushing or self.pending_input:
+            # The shell is not attached yet (or what came before is still
+            # being typed): keep the keystrokes, in order, for it.
+            if len(self.pending_input) + len(data) > MAX_PENDING_INPUT:
+                await self.send_error(PENDING_INPUT_FULL)
+                return
+            self.pending_input += data
+            if self.viewer is not None and not self.flushing:
+                await self.flush_pending_input()
+        else:
+            await self.write_to_shell(data)
         now = time.monotonic()
         if now - self.last_touch >= TOUCH_EVERY:
             # Input keeps an idle timeout away; recorded at most this often.
             self.last_touch = now
-            await database_sync_to_async(services.session_touch)(session_id=self.session_id)
+            try:
+                await database_sync_to_async(services.session_touch)(session_id=self.session_id)
+            except Exception as exc:
+                if as_unavailable(exc) is None:
+                    raise
+                logger.warning("session %s: could not record input: %s", self.session_id, exc)
 
     async def control(self, message: dict) -> None:
         kind = message["type"]

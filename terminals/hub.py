@@ -14,6 +14,10 @@ messages only:
 - a hub that starts asks its peers for their recent output (the scrollback),
   so a viewer that reconnects to another process still sees what was there.
 
+The scrollback is also kept in the cache every few seconds (Redis in
+production), so that after the web process restarts the viewers that
+reconnect still see what was on their screen.
+
 Flow control: output is queued per viewer. The hub stops reading from Docker
 while any viewer is paused or has more than HIGH_WATER bytes queued or sent
 but not acknowledged, and reads again once every viewer is below LOW_WATER.
@@ -28,6 +32,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.core.cache import cache
 
 from sessions_app.backends import get_backend
 from sessions_app.events import session_group
@@ -46,6 +51,13 @@ PEER_REPLY_WAIT = 0.15
 PEER_SIZE_TTL = 90.0
 PEER_ANNOUNCE_EVERY = 30.0
 LINGER_SECONDS = 60.0  # a hub with no viewers keeps its scrollback this long for a reconnect
+SCROLLBACK_SAVE_EVERY = 2.0  # seconds between copies of a changing scrollback to the cache
+SCROLLBACK_KEPT_FOR = 3600  # seconds the cache keeps the copy of a session nobody watches
+
+
+def scrollback_key(instance: Instance) -> str:
+    """The cache key of an instance's scrollback (by its storage token: a new instance starts blank)."""
+    return f"terminal-scrollback:{instance.storage_token}"
 
 
 def hub_group(session_id: str) -> str:
@@ -119,6 +131,7 @@ class TerminalHub:
         self.can_read = asyncio.Event()
         self.can_read.set()
         self._scrollback = bytearray()
+        self._scrollback_changed = False
         self._on_end = on_end
         self._peer_sizes: dict[str, tuple[tuple[int, int], float]] = {}
         self._applied_size: tuple[int, int] | None = None
@@ -143,6 +156,9 @@ class TerminalHub:
             self._tasks.append(asyncio.create_task(self._listen()))
             await self._fetch_peer_scrollback()
             await self._broadcast({"type": "hub.hello", "hub": self.channel})
+        if not self._scrollback:
+            await self._load_saved_scrollback()
+        self._tasks.append(asyncio.create_task(self._save_scrollback()))
 
     def _has_peers(self) -> bool:
         # With the in-memory layer there is one web process, hence one hub.
@@ -186,8 +202,9 @@ class TerminalHub:
             )
 
     async def write(self, data: bytes) -> None:
+        """Type into the TTY. Raises ConnectionError once the attachment has ended."""
         if self.ended:
-            return
+            raise ConnectionResetError("the terminal's attachment has ended")
         self.writer.write(data)
         await self.writer.drain()
 
@@ -210,6 +227,7 @@ class TerminalHub:
         self._on_end()
 
     def _remember(self, chunk: bytes) -> None:
+        self._scrollback_changed = True
         self._scrollback += chunk
         if len(self._scrollback) > 2 * SCROLLBACK_BYTES:
             cut = len(self._scrollback) - SCROLLBACK_BYTES
@@ -224,6 +242,27 @@ class TerminalHub:
                 self.can_read.clear()
         elif all(not v.paused and v.backlog < LOW_WATER for v in self.viewers):
             self.can_read.set()
+
+    async def _load_saved_scrollback(self) -> None:
+        """The scrollback as an earlier hub (before a restart of the web process) left it."""
+        try:
+            saved = await cache.aget(scrollback_key(self.instance))
+        except Exception as exc:  # the cache is out of reach: start blank
+            logger.info("session %s: no saved scrollback: %s", self.session_id, exc)
+            return
+        if saved:
+            self._scrollback[:0] = saved
+
+    async def _save_scrollback(self) -> None:
+        while True:
+            await asyncio.sleep(SCROLLBACK_SAVE_EVERY)
+            if not self._scrollback_changed:
+                continue
+            self._scrollback_changed = False
+            try:
+                await cache.aset(scrollback_key(self.instance), bytes(self._scrollback), SCROLLBACK_KEPT_FOR)
+            except Exception as exc:  # a cache outage costs only the copy
+                logger.info("session %s: could not save the scrollback: %s", self.session_id, exc)
 
     # --- Size -------------------------------------------------------------------
 

@@ -35,11 +35,11 @@ def _set_status(instance_id: int, *, to: str, from_statuses: Iterable[str], **fi
 
 
 def enqueue_provision(instance: Instance) -> None:
-    transaction.on_commit(lambda: tasks.provision_instance.delay(instance.pk))
+    tasks.enqueue_on_commit(tasks.provision_instance, instance.pk)
 
 
 def _enqueue_teardown(instance_id: int) -> None:
-    transaction.on_commit(lambda: tasks.teardown_instance.delay(instance_id))
+    tasks.enqueue_on_commit(tasks.teardown_instance, instance_id)
 
 
 # --- Requests --------------------------------------------------------------------
@@ -114,7 +114,7 @@ def instance_reprovision(*, session_id: str) -> Instance:
         if not replaced:
             raise InstanceNotFound("This session has no instance to replace.")
         instance.refresh_from_db()
-        transaction.on_commit(lambda: tasks.reprovision_instance.delay(instance.pk))
+        tasks.enqueue_on_commit(tasks.reprovision_instance, instance.pk)
     logger.info("session %s: instance to be replaced", session_id)
     return instance
 
@@ -256,7 +256,7 @@ def instance_requeue(*, instance_id: int, from_statuses: Iterable[str]) -> bool:
     with transaction.atomic():
         requeued = _set_status(instance_id, to=Status.PENDING, from_statuses=from_statuses)
         if requeued:
-            transaction.on_commit(lambda: tasks.provision_instance.delay(instance_id))
+            tasks.enqueue_on_commit(tasks.provision_instance, instance_id)
     return requeued
 
 

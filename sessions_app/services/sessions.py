@@ -10,13 +10,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from playground.logcontext import set_session
-from sessions_app import events
+from sessions_app import events, tasks
 from sessions_app.errors import (
     CannotExtend,
     ImageNotAllowed,
     InvalidRequest,
     OutOfCapacity,
     PlaygroundNotAllowed,
+    ServiceUnavailable,
     SessionClosed,
     TooManySessions,
 )
@@ -65,6 +66,9 @@ def session_create(
         raise InvalidRequest(
             f"duration: at most {int(playground.max_duration.total_seconds())} seconds in this playground."
         )
+    if problem := tasks.broker_problem():
+        # The instance could not be started now: refuse before making anything.
+        raise ServiceUnavailable(reason="broker_unavailable", retry_after=5, log_message=f"broker: {problem}")
     now = timezone.now()
     owner = owner if owner is not None and owner.is_authenticated else None
     access_token = new_secret()

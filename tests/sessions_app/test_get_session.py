@@ -36,3 +36,17 @@ def test_it_refuses_put_on_a_session(api, session_id):
 
     assert response.status_code == 405
     assert response.json()["error"] == "method_not_allowed"
+
+
+def test_it_answers_a_poll_with_one_query(api, django_assert_num_queries):
+    from rest_framework.test import APIClient
+
+    opened = api.post("/sessions", {}, format="json").json()
+    poller = APIClient()  # an API client, with the session's token
+    poller.credentials(HTTP_AUTHORIZATION=f"Bearer {opened['access_token']}")
+    polled = opened["session_id"]
+
+    with django_assert_num_queries(1):
+        response = poller.get(f"/sessions/{polled}")
+
+    assert response.status_code == 200

@@ -77,3 +77,25 @@ def test_it_waits_while_the_provisioning_cap_is_reached(instance, fake_engine, s
     Instance.objects.filter(pk=other.pk).update(status="running")
     tasks.provision_instance.run(instance.pk)
     assert Instance.objects.get(pk=instance.pk).status == "running"
+
+
+def test_it_tries_again_when_the_database_fails_while_provisioning(instance, fake_engine, monkeypatch, no_backoff):
+    from django.db import OperationalError
+
+    from sessions_app import services
+
+    provision, failures = services.instance_provision, []
+
+    def database_down_once(**kwargs):
+        if not failures:
+            failures.append(1)
+            raise OperationalError("the connection pool is exhausted")
+        provision(**kwargs)
+
+    monkeypatch.setattr(services, "instance_provision", database_down_once)
+
+    tasks.provision_instance.delay(instance.pk)
+
+    instance.refresh_from_db()
+    assert failures == [1]
+    assert instance.status == "running"

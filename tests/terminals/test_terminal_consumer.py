@@ -431,3 +431,53 @@ async def test_it_caps_the_terminals_one_client_keeps_open(settings):
     again = communicator(session_id)
     await again.connect()
     assert (await receive_json(again))["status"] == "pending"
+
+
+# --- Nothing typed is lost ------------------------------------------------------------------
+
+
+async def test_it_keeps_what_is_typed_before_the_shell_is_attached(fake_engine):
+    session_id = await make_session(instance_status="pending")
+    ws = communicator(session_id)
+    await ws.connect()
+    # Typed the instant the socket opens, while the instance is still starting.
+    await ws.send_to(bytes_data=b"echo hi")
+    await ws.send_to(text_data=json.dumps({"type": "input", "data": "-there\r"}))
+    assert (await receive_json(ws))["status"] == "pending"
+
+    await database_sync_to_async(services.instance_provision)(
+        instance_id=await database_sync_to_async(lambda: Instance.objects.get(session_id=session_id).pk)()
+    )
+
+    container = await until(lambda: fake_engine.containers.get(f"playground-{session_id}"))
+    assert await until(lambda: container.typed == b"echo hi-there\r")
+    await ws.send_to(bytes_data=b"ls\r")
+    assert await until(lambda: container.typed == b"echo hi-there\rls\r")
+
+
+async def test_it_keeps_keystrokes_while_the_terminal_is_reattached(fake_engine):
+    session_id = await open_running_session()
+    ws, container = await attached(session_id, fake_engine)
+    container.stop()  # the instance restarts (its attachments end) ...
+
+    await ws.send_to(bytes_data=b"typed meanwhile\r")
+    container.running = True  # ... and is back
+
+    assert await until(lambda: container.typed == b"typed meanwhile\r", timeout=5)
+
+
+async def test_it_replays_the_scrollback_after_the_web_process_restarts(fake_engine, monkeypatch):
+    monkeypatch.setattr("terminals.hub.SCROLLBACK_SAVE_EVERY", 0.05)
+    session_id = await open_running_session()
+    first, container = await attached(session_id, fake_engine)
+    container.output(b"before the restart\r\n")
+    await receive_bytes_until(first, b"restart\r\n")
+    await asyncio.sleep(0.3)  # the hub keeps a copy in the cache meanwhile
+
+    # What a restart of the web process leaves: no hub, and the page reconnects.
+    await first.disconnect()
+    await registry.stop_all()
+    again = communicator(session_id)
+    await again.connect()
+
+    assert await receive_bytes_until(again, b"restart\r\n") == b"before the restart\r\n"
