@@ -1,0 +1,268 @@
+"""A room of learners at once: does the platform hold, on PostgreSQL and Redis?
+
+Run the platform on its production stack (PostgreSQL, Redis, Daphne, the
+threaded worker) with the per-client limits raised, since every client of
+the benchmark comes from one address:
+
+    export DATABASE_URL=postgres://playground:playground@127.0.0.1:5432/playground REDIS_URL=redis://127.0.0.1:6390/0
+    PLAYGROUND_MAX_SESSIONS=200 PLAYGROUND_MAX_SESSIONS_PER_CLIENT=200 PLAYGROUND_SESSION_RATE=10000/min \\
+        PLAYGROUND_MAX_TERMINALS_PER_CLIENT=200 scripts/run
+
+    .venv/bin/python bench/load.py
+
+(scripts/test starts PostgreSQL and Redis on those addresses.) First it opens
+the sessions the terminals use and lets the platform settle; then, for
+--storm seconds, at once:
+
+- `--creators` (40) clients each open a session and poll it every 100 ms
+  until it runs;
+- `--pollers` (100) clients each look at an existing session once a second;
+- `--streamers` (20) terminals print output without pause (`yes`);
+- `--typists` (20) terminals type a key every 50 ms and time its echo.
+
+It prints the answers by status (every 5xx must be a 503 with Retry-After),
+the time the 40 new sessions took to run, the typists' echo latency, the
+most PostgreSQL connections seen, and the resident memory of the web and
+worker processes before the storm and after it. Every session it opened is
+closed at the end.
+"""
+
+import argparse
+import asyncio
+import collections
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.api import api  # noqa: E402  (remembers each session's access token)
+from tests.support.terminal_client import Terminal  # noqa: E402
+
+STREAM = "yes 'streaming output of the load benchmark, line after line after line'"
+
+
+class Tally:
+    """Answers by status code, from many threads."""
+
+    def __init__(self) -> None:
+        self.codes: collections.Counter[int] = collections.Counter()
+        self.unavailable_without_retry_after = 0
+        self.failures: collections.Counter[str] = collections.Counter()
+        self.lock = threading.Lock()
+
+    def note(self, response) -> None:
+        with self.lock:
+            self.codes[response.status_code] += 1
+            if response.status_code == 503 and "Retry-After" not in response.headers:
+                self.unavailable_without_retry_after += 1
+
+    def failed(self, what: str) -> None:
+        with self.lock:
+            self.failures[what] += 1
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def request(tally: Tally, method: str, url: str, **kwargs):
+    try:
+        response = api.request(method, url, timeout=30, **kwargs)
+    except Exception as exc:  # a refused or broken connection is a failure too
+        tally.failed(type(exc).__name__)
+        return None
+    tally.note(response)
+    return response
+
+
+def open_running(url: str, tally: Tally, timeout: float = 120, poll: float = 0.1) -> tuple[str | None, float | None]:
+    """Open a session and poll it until it runs: (its id, seconds from the request to running)."""
+    started = time.monotonic()
+    created = None
+    while created is None or created.status_code != 201:
+        created = request(tally, "POST", f"{url}/sessions", json={"playground_id": "default"})
+        if created is not None and created.status_code not in (201, 503):
+            return None, None
+        if created is None or created.status_code == 503:
+            time.sleep(float(created.headers.get("Retry-After", 1)) if created is not None else 1)
+        if time.monotonic() - started > timeout:
+            return None, None
+    session_id = created.json()["session_id"]
+    while time.monotonic() - started < timeout:
+        response = request(tally, "GET", f"{url}/sessions/{session_id}")
+        if response is not None and response.status_code == 200:
+            instance = response.json()["instance"] or {}
+            if instance.get("status") == "running":
+                return session_id, time.monotonic() - started
+            if instance.get("status") == "failed":
+                return session_id, None
+        time.sleep(poll)
+    return session_id, None
+
+
+def poll_existing(url: str, tally: Tally, session_id: str, until: float) -> None:
+    while time.monotonic() < until:
+        request(tally, "GET", f"{url}/sessions/{session_id}")
+        time.sleep(1)
+
+
+def resident_mib(pattern: str) -> float:
+    """The resident memory of the processes whose command line matches (and their threads)."""
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    total = 0
+    for pid in found:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return total / 1024
+
+
+def postgres_connections() -> int:
+    import psycopg
+
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as connection:
+        return connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
+
+
+class Watch:
+    """The most PostgreSQL connections seen, sampled every half second while it runs."""
+
+    def __init__(self) -> None:
+        self.most = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.most = max(self.most, postgres_connections())
+            except Exception:  # the benchmark's own look must not end it
+                pass
+            self.stop.wait(0.5)
+
+
+async def stream(url: str, session_id: str, until: float) -> None:
+    terminal = await Terminal.open(url, session_id, cols=120, rows=40)
+    await terminal.wait_for_status("running", timeout=120)
+    await terminal.read_until(Terminal.PROMPT, timeout=60)
+    await terminal.type(STREAM + "\r")
+    while time.monotonic() < until:
+        try:
+            await terminal._receive(max(0.1, until - time.monotonic()))
+            if len(terminal.output) > 1 << 20:
+                del terminal.output[: len(terminal.output) - (1 << 16)]
+        except TimeoutError:
+            pass
+    await terminal.type(b"\x03")
+    await terminal.close()
+
+
+async def type_keys(url: str, session_id: str, until: float, every: float, latencies: list[float]) -> None:
+    terminal = await Terminal.open(url, session_id, cols=120, rows=40)
+    await terminal.wait_for_status("running", timeout=120)
+    await terminal.read_until(Terminal.PROMPT, timeout=60)
+    index = 0
+    while time.monotonic() < until:
+        key = b"abcdefghij"[index % 10 : index % 10 + 1]
+        index += 1
+        start = len(terminal.output)
+        began = time.perf_counter()
+        await terminal.type(key)
+        await terminal.read_until(key, start=start, timeout=10)
+        latencies.append(time.perf_counter() - began)
+        await asyncio.sleep(max(0.0, every - (time.perf_counter() - began)))
+        if index % 60 == 0:
+            await terminal.type(b"\x15")  # Ctrl-U: clear the line typed so far
+    await terminal.close()
+
+
+async def terminals(url: str, streamers: list[str], typists: list[str], until: float, every: float) -> list[float]:
+    latencies: list[float] = []
+    await asyncio.gather(
+        *(stream(url, session_id, until) for session_id in streamers),
+        *(type_keys(url, session_id, until, every, latencies) for session_id in typists),
+    )
+    return latencies
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--creators", type=int, default=40)
+    parser.add_argument("--pollers", type=int, default=100)
+    parser.add_argument("--streamers", type=int, default=20)
+    parser.add_argument("--typists", type=int, default=20)
+    parser.add_argument("--storm", type=float, default=30, help="seconds the load lasts")
+    parser.add_argument("--type-every", type=float, default=0.05)
+    parser.add_argument("--settle", type=float, default=15, help="seconds before measuring memory after the storm")
+    args = parser.parse_args()
+    tally, opened = Tally(), []
+    try:
+        print(f"opening {args.streamers + args.typists} sessions for the terminals…", flush=True)
+        wanted = args.streamers + args.typists
+        with ThreadPoolExecutor(10) as pool:
+            ready = [session_id for session_id, _ in pool.map(lambda _: open_running(args.url, tally), range(wanted))]
+        opened += [s for s in ready if s]
+        if len(opened) < wanted:
+            print(f"only {len(opened)} terminal sessions could be opened")
+            return 1
+        streamers, typists = opened[: args.streamers], opened[args.streamers :]
+        time.sleep(5)
+        before = {"web": resident_mib("daphne"), "worker": resident_mib("celery -A playground worker")}
+        setup_codes = dict(tally.codes)
+        tally = Tally()
+        watch = Watch()
+        watch.thread.start()
+
+        print(f"storm: {args.creators} new sessions, {args.pollers} pollers, terminals for {args.storm:.0f} s…")
+        until = time.monotonic() + args.storm
+        created: list[tuple[str | None, float | None]] = []
+        with ThreadPoolExecutor(args.creators + args.pollers) as pool:
+            creating = [pool.submit(open_running, args.url, tally) for _ in range(args.creators)]
+            for number in range(args.pollers):
+                pool.submit(poll_existing, args.url, tally, opened[number % len(opened)], until)
+            latencies = asyncio.run(terminals(args.url, streamers, typists, until, args.type_every))
+            created = [future.result() for future in creating]
+        opened += [s for s, _ in created if s]
+        watch.stop.set()
+        time.sleep(args.settle)
+        after = {"web": resident_mib("daphne"), "worker": resident_mib("celery -A playground worker")}
+
+        running = [seconds for _, seconds in created if seconds is not None]
+        server_errors = {code: n for code, n in tally.codes.items() if code >= 500}
+        print(f"answers during the storm: {dict(sorted(tally.codes.items()))} (setup: {setup_codes})")
+        print(f"5xx: {server_errors or 'none'}; 503 without Retry-After: {tally.unavailable_without_retry_after}")
+        print(f"connection failures: {dict(tally.failures) or 'none'}")
+        print(
+            f"new sessions running: {len(running)}/{args.creators}, "
+            f"p50={statistics.median(running) if running else float('nan'):.2f}s "
+            f"p95={percentile(running, 0.95):.2f}s max={max(running, default=float('nan')):.2f}s"
+        )
+        print(
+            f"typists' echo: n={len(latencies)} p50={percentile(latencies, 0.5) * 1000:.1f}ms "
+            f"p99={percentile(latencies, 0.99) * 1000:.1f}ms"
+        )
+        print(f"PostgreSQL connections, most seen: {watch.most}")
+        for kind in ("web", "worker"):
+            print(f"{kind} resident memory: {before[kind]:.0f} MiB before, {after[kind]:.0f} MiB after")
+    finally:
+        print(f"closing {len(opened)} sessions…", flush=True)
+        with ThreadPoolExecutor(20) as pool:
+            list(pool.map(lambda s: request(Tally(), "DELETE", f"{args.url}/sessions/{s}"), opened))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
