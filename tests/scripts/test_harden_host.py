@@ -2,7 +2,7 @@
 
 No root and no firewall needed: the rules it prints are walked in order for
 a new connection from an instance, as netfilter walks them. Installing and
-checking them on the real firewall: tests/integration/test_firewall.py.
+checking them on the real firewall: tests/integration/test_firewall_on_docker.py.
 """
 
 import ipaddress

@@ -2,7 +2,7 @@
 
 What it decides: when it lets instances start, when it installs the rules,
 when it refuses and with what words, where it runs the script, and how often.
-The script itself, on the real firewall: tests/integration/test_firewall.py.
+The script itself, on the real firewall: tests/integration/test_firewall_on_docker.py.
 """
 
 import logging
