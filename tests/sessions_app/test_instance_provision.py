@@ -1,4 +1,3 @@
-
 import pytest
 
 from sessions_app import services
