@@ -67,7 +67,7 @@ def firewall_check() -> str | None:
     A rule set of another version, or of other settings (PLAYGROUND_EGRESS_ALLOW,
     PLAYGROUND_HOST_ALLOW, the host's DNS servers), counts as missing.
     """
-    return _check()[1]
+    return _remote_engine() or _check()[1]
 
 
 def firewall_ensure() -> None:
@@ -97,11 +97,8 @@ def firewall_forget() -> None:
 
 
 def _check_or_install() -> str | None:
-    if not settings.DOCKER_HOST.startswith("unix://"):
-        return (
-            f"the Docker engine is remote ({settings.DOCKER_HOST}), so this worker cannot see the "
-            "firewall of the host that runs the instances"
-        )
+    if remote := _remote_engine():
+        return remote
     code, reason = _check()
     if code != MISSING:
         return reason
@@ -113,6 +110,15 @@ def _check_or_install() -> str | None:
         return f"{reason}; installing it failed: {output}"
     logger.warning("The host firewall was not in place (%s); installed it.", reason)
     return _check()[1]
+
+
+def _remote_engine() -> str | None:
+    if settings.DOCKER_HOST.startswith("unix://"):
+        return None
+    return (
+        f"the Docker engine is remote ({settings.DOCKER_HOST}), so this worker cannot see the "
+        "firewall of the host that runs the instances"
+    )
 
 
 def _check() -> tuple[int, str | None]:

@@ -157,6 +157,7 @@ def test_it_refuses_a_remote_engine_whose_host_it_cannot_see(script, settings):
 
     assert script.calls == []
     assert "the Docker engine is remote (tcp://10.0.0.7:2375)" in refused.log_message
+    assert firewall_check().startswith("the Docker engine is remote")
 
 
 def test_it_leaves_the_firewall_to_the_operator_when_told(script, settings):
