@@ -27,9 +27,12 @@ ENV PYTHONUNBUFFERED=1 \
     PLAYGROUND_VAR_DIR=/var/lib/playground
 WORKDIR /app
 
-# losetup and mkfs.ext4 make the bounded disks of instances (worker only).
+# losetup and mkfs.ext4 make the bounded disks of instances (worker only);
+# iptables and nsenter (util-linux) let the firewall service write, and the
+# worker check, the host firewall (scripts/harden-host, copied below with
+# the rest of the repository).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends e2fsprogs mount \
+    && apt-get install -y --no-install-recommends e2fsprogs mount iptables util-linux \
     && rm -rf /var/lib/apt/lists/*
 
 # The runtime dependencies: requirements.txt without the test and lint tools.

@@ -434,6 +434,26 @@ PLAYGROUND_DAEMON_READY_TIMEOUT = env_float("PLAYGROUND_DAEMON_READY_TIMEOUT", 6
 # find and remove what they made.
 PLAYGROUND_EXTRA_LABELS = dict(item.split("=", 1) for item in env_list("PLAYGROUND_EXTRA_LABELS", []) if "=" in item)
 
+# --- Firewall ---------------------------------------------------------------
+
+# The host firewall that keeps instances off the host and every private
+# network (scripts/harden-host writes it; sessions_app/firewall.py checks it).
+# "auto": the worker checks it before starting instances, installs it where it
+# runs as root beside the engine, and refuses to start instances without it.
+# "off": the operator fences the host some other way.
+PLAYGROUND_FIREWALL = env_choice("PLAYGROUND_FIREWALL", "auto", {"auto", "off"})
+# The network namespace whose firewall counts, when the worker runs in a
+# container: /proc/1/ns/net with the host's pid namespace (compose: pid: host).
+PLAYGROUND_FIREWALL_NETNS = env_str("PLAYGROUND_FIREWALL_NETNS", "")
+# A check's answer is kept this long, so that a burst of instances does not
+# run iptables for each, while a rule set removed meanwhile is noticed soon.
+PLAYGROUND_FIREWALL_CHECK_SECONDS = env_float("PLAYGROUND_FIREWALL_CHECK_SECONDS", 30)
+# What instances may reach all the same, e.g. a registry mirror on the
+# network: "10.0.0.5:5000 192.168.1.0/24 [fd00::5]:5000/tcp" (scripts/harden-host).
+PLAYGROUND_EGRESS_ALLOW = env_str("PLAYGROUND_EGRESS_ALLOW", "")
+# Ports of the host itself that instances may open: "5000/tcp 53/udp".
+PLAYGROUND_HOST_ALLOW = env_str("PLAYGROUND_HOST_ALLOW", "")
+
 # --- Logging ----------------------------------------------------------------
 
 LOGGING = {

@@ -86,11 +86,23 @@ ensure_disk_tools() {
 
 harden_host() {
     # Firewall the host off from the instances (scripts/harden-host says how).
-    if [ "$(id -u)" != 0 ]; then
-        say "Not root: the host firewall for instances is not set (run scripts/harden-host as root)"
+    # The worker checks the rules before it starts an instance and refuses
+    # without them, unless PLAYGROUND_FIREWALL=off says the operator keeps them.
+    if [ "${PLAYGROUND_FIREWALL:-auto}" = off ]; then
+        say "PLAYGROUND_FIREWALL=off: the host firewall for instances is yours to keep"
         return 0
     fi
+    [ "$(id -u)" = 0 ] || die "not root, so the host firewall that fences instances in can be neither installed nor checked, and the worker would refuse to start instances. Run as root, or run 'sudo scripts/harden-host' (again after every boot) and then PLAYGROUND_FIREWALL=off $0"
     "$ROOT/scripts/harden-host"
+}
+
+refuse_public_debug() {
+    # Django's debug pages show settings and tracebacks to whoever can reach
+    # them: with DEBUG on (the default), serve on a loopback address only.
+    local bind=${PLAYGROUND_BIND:-127.0.0.1}
+    case ${DEBUG:-} in [Ff][Aa][Ll][Ss][Ee] | [Nn][Oo] | [Oo][Ff][Ff] | 0) return 0 ;; esac
+    [[ $bind =~ ^(127\.[0-9]+\.[0-9]+\.[0-9]+|::1|\[::1\]|localhost)$ ]] && return 0
+    die "DEBUG is on (the default), and PLAYGROUND_BIND=$bind is not a loopback address: the debug pages would show the platform's settings and tracebacks to anyone who reaches it. Serve on 127.0.0.1 (behind a reverse proxy), or set DEBUG=false and a SECRET_KEY."
 }
 
 ensure_dind_image() {

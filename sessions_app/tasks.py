@@ -167,3 +167,16 @@ def reconcile_at_start(sender, **kwargs) -> None:
     # noticed at once rather than at the next scheduled run.
     reconcile.delay()
     prepare_sessions.delay()
+
+
+@worker_ready.connect
+def check_firewall_at_start(sender, **kwargs) -> None:
+    # Said at once in the worker's log, rather than at the first learner's
+    # failed instance; the worker keeps running (and checks again before
+    # each instance), so that the operator can fix the host meanwhile.
+    from sessions_app.firewall import FirewallMissing, firewall_ensure
+
+    try:
+        firewall_ensure()
+    except FirewallMissing:
+        pass  # firewall_ensure() has logged why

@@ -42,6 +42,7 @@ from sessions_app.backends.base import (
     Tty,
 )
 from sessions_app.backends.disks import DiskError, LoopDisks
+from sessions_app.firewall import firewall_ensure
 from sessions_app.models import Instance
 
 logger = logging.getLogger(__name__)
@@ -188,6 +189,7 @@ class DockerBackend(Backend):
     # --- Interface ------------------------------------------------------------
 
     def start(self, instance: Instance) -> StartResult:
+        firewall_ensure()  # no instance runs unfenced (sessions_app/firewall.py)
         names = resource_names(instance)
         try:
             # Two deliveries of one job take turns on this host: the second
