@@ -39,6 +39,11 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
             try:
                 return await super().receive(channel)
             except OUTAGE as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Cancelled (the consumer or hub is ending), which
+                    # channels_redis may report as a closed connection.
+                    raise
                 self._report("receive", exc)
                 await asyncio.sleep(RETRY_EVERY)
 

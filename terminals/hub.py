@@ -40,7 +40,13 @@ from sessions_app.models import Instance
 
 logger = logging.getLogger(__name__)
 
-READ_SIZE = 256 * 1024
+# Output is read in turns: each busy terminal of the process reads its share
+# of READ_BUDGET, then lets the others (and every typed key's echo) have the
+# event loop. One terminal alone reads 256 KiB at a time (its throughput);
+# twenty flooding ones 13 KiB each, so a keystroke waits for one round of
+# 256 KiB of work, not twenty.
+READ_BUDGET = 256 * 1024
+MIN_READ = 8 * 1024
 FRAME_BYTES = 256 * 1024
 SCROLLBACK_BYTES = 256 * 1024
 HIGH_WATER = 1024 * 1024
@@ -108,6 +114,7 @@ class Viewer:
                 await self._send(frame)
                 self.sent += len(frame)
                 self.hub.flow_changed()
+                await asyncio.sleep(0)  # one frame, then the others' turn
 
     def _take(self, limit: int) -> bytes:
         parts = [self._queue.popleft()]
@@ -214,15 +221,21 @@ class TerminalHub:
         try:
             while True:
                 await self.can_read.wait()
-                chunk = await self.reader.read(READ_SIZE)
+                wanted = registry.read_size()
+                chunk = await self.reader.read(wanted)
                 if not chunk:
                     break
+                # A full read means more is waiting: this terminal is busy.
+                registry.note_busy(self, len(chunk) >= wanted)
                 self._remember(chunk)
                 for viewer in self.viewers:
                     viewer.feed(chunk)
                 self.flow_changed()
+                # A read from a full buffer does not wait: let the others run.
+                await asyncio.sleep(0)
         except (ConnectionError, OSError) as exc:
             logger.info("session %s: terminal stream broke: %s", self.session_id, exc)
+        registry.note_busy(self, False)
         self.ended = True
         self._on_end()
 
@@ -357,6 +370,17 @@ class HubRegistry:
     def __init__(self) -> None:
         self.hubs: dict[str, TerminalHub] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._busy: set[TerminalHub] = set()
+
+    def read_size(self) -> int:
+        """How much a terminal reads in its turn: a share of READ_BUDGET among the busy ones."""
+        return max(MIN_READ, READ_BUDGET // max(1, len(self._busy)))
+
+    def note_busy(self, hub: TerminalHub, busy: bool) -> None:
+        if busy:
+            self._busy.add(hub)
+        else:
+            self._busy.discard(hub)
 
     async def join(
         self, instance: Instance, send: Callable[[bytes], Awaitable[None]], on_end: Callable[[], None]
@@ -389,6 +413,7 @@ class HubRegistry:
         """Stop every hub now, lingering ones included (their tasks belong to this event loop)."""
         hubs, self.hubs = list(self.hubs.values()), {}
         self._locks.clear()
+        self._busy.clear()
         for hub in hubs:
             await hub.stop()
 
