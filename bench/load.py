@@ -153,10 +153,23 @@ class Watch:
             self.stop.wait(0.5)
 
 
+async def attach(url: str, session_id: str) -> Terminal:
+    """The session's terminal at its prompt; a refused or dropped socket is
+    opened again, as the page does."""
+    for attempt in range(5):
+        try:
+            terminal = await Terminal.open(url, session_id, cols=120, rows=40)
+            await terminal.wait_for_status("running", timeout=120)
+            await terminal.read_until(Terminal.PROMPT, timeout=60)
+            return terminal
+        except Exception:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(1)
+
+
 async def stream(url: str, session_id: str, until: float) -> None:
-    terminal = await Terminal.open(url, session_id, cols=120, rows=40)
-    await terminal.wait_for_status("running", timeout=120)
-    await terminal.read_until(Terminal.PROMPT, timeout=60)
+    terminal = await attach(url, session_id)
     await terminal.type(STREAM + "\r")
     while time.monotonic() < until:
         try:
@@ -170,9 +183,7 @@ async def stream(url: str, session_id: str, until: float) -> None:
 
 
 async def type_keys(url: str, session_id: str, until: float, every: float, latencies: list[float]) -> None:
-    terminal = await Terminal.open(url, session_id, cols=120, rows=40)
-    await terminal.wait_for_status("running", timeout=120)
-    await terminal.read_until(Terminal.PROMPT, timeout=60)
+    terminal = await attach(url, session_id)
     index = 0
     while time.monotonic() < until:
         key = b"abcdefghij"[index % 10 : index % 10 + 1]
@@ -190,10 +201,14 @@ async def type_keys(url: str, session_id: str, until: float, every: float, laten
 
 async def terminals(url: str, streamers: list[str], typists: list[str], until: float, every: float) -> list[float]:
     latencies: list[float] = []
-    await asyncio.gather(
+    outcomes = await asyncio.gather(
         *(stream(url, session_id, until) for session_id in streamers),
         *(type_keys(url, session_id, until, every, latencies) for session_id in typists),
+        return_exceptions=True,
     )
+    failed = [repr(outcome)[:200] for outcome in outcomes if isinstance(outcome, BaseException)]
+    if failed:
+        print(f"terminals that failed: {len(failed)}, e.g. {failed[0]}")
     return latencies
 
 

@@ -9,6 +9,7 @@ control messages; the protocol is described in the README. Close codes:
 4429  this client has too many terminals open
 4500  the instance failed to start
 1009  a frame was larger than the server accepts
+1013  the server cannot look at the session right now: try again
 
 Who may connect: the session's owner, staff, or a share link's holder
 (sessions_app.access); a read-only share watches and cannot type, and its
@@ -46,6 +47,7 @@ CLOSE_SESSION_ENDED = 4410
 CLOSE_TOO_MANY = 4429
 CLOSE_INSTANCE_FAILED = 4500
 CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN = 1013  # the database is out of reach for now: reconnect in a moment
 # The close codes after which a client should not reconnect, with the
 # messages.ENDINGS entry that explains each (handed to the session page).
 FINAL_CLOSE_ENDINGS = {
@@ -134,9 +136,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.flushing = False
         self.credentials = access.scope_credentials(self.scope)
         self.client = scope_client(self.scope) or "-"
-        state, self.grant = await load_state(self.session_id, self.credentials)
-        # Accepting first lets the close code reach the client; a refused
-        # handshake would only show as a failed connection.
+        # Accepted first, before the database is asked: the close code then
+        # reaches the client (a refused handshake shows only as a failed
+        # connection), and a busy server does not overrun Daphne's handshake
+        # timeout. Nothing is sent before the access is known.
         await self.accept()
         metrics.terminal_opened(self)
         if _open_per_client[self.client] >= settings.PLAYGROUND_MAX_TERMINALS_PER_CLIENT:
@@ -145,6 +148,14 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             return
         _open_per_client[self.client] += 1
         self.counted = True
+        try:
+            state, self.grant = await load_state(self.session_id, self.credentials)
+        except Exception as exc:
+            if as_unavailable(exc) is None:
+                raise
+            logger.warning("session %s: cannot read the session now: %s", self.session_id, exc)
+            await self.close(code=CLOSE_TRY_AGAIN)
+            return
         if state is None:
             await self.close(code=CLOSE_NO_SESSION)
             return
