@@ -102,7 +102,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "playground.static.AsyncWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -360,6 +360,9 @@ PLAYGROUND_MAX_PROVISIONING = env_int("PLAYGROUND_MAX_PROVISIONING", 20)
 # queueing in the engine. Each is an idle running instance (its memory, a
 # bridge network) on top of PLAYGROUND_MAX_SESSIONS.
 PLAYGROUND_PREPARED_SESSIONS = env_int("PLAYGROUND_PREPARED_SESSIONS", 20)
+# Terminal output (bytes a second) a web process gives all the terminals that
+# flood at once, shared evenly (terminals/hub.py); one flooding alone is not held back.
+PLAYGROUND_TERMINAL_FLOOD_RATE = env_int("PLAYGROUND_TERMINAL_FLOOD_RATE", 4_000_000)
 # Terminal WebSockets one client (address) may have open in one web process; beyond it, close code 4429.
 PLAYGROUND_MAX_TERMINALS_PER_CLIENT = env_int("PLAYGROUND_MAX_TERMINALS_PER_CLIENT", 20)
 # Whether creating a session needs a logged-in user or an API token.
