@@ -18,6 +18,7 @@ window does not shrink the terminal.
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -76,7 +77,10 @@ POLL_WHILE_RUNNING = 5.0  # seconds between looks at a running session (expiry, 
 TOUCH_EVERY = 30.0  # seconds between records of terminal input
 
 
-@database_sync_to_async
+# The terminal's reads and writes of the database run in threads of their
+# own (not thread-sensitive): one terminal waiting for a connection, when the
+# pool is busy, holds up no other terminal.
+@functools.partial(database_sync_to_async, thread_sensitive=False)
 def load_state(session_id: str, credentials: Credentials) -> tuple[TerminalState | None, Grant]:
     """The session as its terminal sees it, and what this caller may do with it.
 
@@ -366,13 +370,18 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self.write_to_shell(data)
         now = time.monotonic()
         if now - self.last_touch >= TOUCH_EVERY:
-            # Input keeps an idle timeout away; recorded at most this often.
+            # Input keeps an idle timeout away; recorded at most this often,
+            # beside the typing, which never waits for the database.
             self.last_touch = now
-            try:
-                await database_sync_to_async(services.session_touch)(session_id=self.session_id)
-            except Exception as exc:
-                if as_unavailable(exc) is None:
-                    raise
+            self.touching = asyncio.create_task(self.touch())
+
+    async def touch(self) -> None:
+        try:
+            await database_sync_to_async(services.session_touch, thread_sensitive=False)(session_id=self.session_id)
+        except Exception as exc:  # a task of its own: nobody else would hear of it
+            if as_unavailable(exc) is None:
+                logger.exception("session %s: could not record input", self.session_id)
+            else:
                 logger.warning("session %s: could not record input: %s", self.session_id, exc)
 
     async def control(self, message: dict) -> None:

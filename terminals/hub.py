@@ -31,7 +31,9 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from asgiref.sync import sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
 from django.core.cache import cache
 
 from sessions_app.backends import get_backend
@@ -40,14 +42,22 @@ from sessions_app.models import Instance
 
 logger = logging.getLogger(__name__)
 
-# Output is read in turns: each busy terminal of the process reads its share
-# of READ_BUDGET, then lets the others (and every typed key's echo) have the
-# event loop. One terminal alone reads 256 KiB at a time (its throughput);
-# twenty flooding ones 13 KiB each, so a keystroke waits for one round of
-# 256 KiB of work, not twenty.
+# Output is read, and sent, in turns: each busy terminal of the process
+# reads (and sends) its share of READ_BUDGET, then lets the others (and every
+# typed key's echo) have the event loop. One terminal alone reads 256 KiB at
+# a time (its throughput); twenty flooding ones 13 KiB each, so a keystroke
+# waits for one round of 256 KiB of work, not twenty.
+#
+# And when several terminals flood at once, together they get
+# PLAYGROUND_TERMINAL_FLOOD_RATE bytes a second, shared evenly: a flood costs
+# CPU all along its way (the program, the TTY, Docker's shim and engine, this
+# process), and on a small host twenty `yes` would otherwise leave none for
+# everyone else's keystrokes and new instances. The hub then simply reads
+# later, and the flooding program blocks on its TTY. A terminal that floods
+# alone is not held back, and a quiet one never is.
 READ_BUDGET = 256 * 1024
 MIN_READ = 8 * 1024
-FRAME_BYTES = 256 * 1024
+BUSY_FOR = 0.5  # seconds a terminal counts as flooding after its last full read
 SCROLLBACK_BYTES = 256 * 1024
 HIGH_WATER = 1024 * 1024
 LOW_WATER = 256 * 1024
@@ -110,7 +120,10 @@ class Viewer:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                frame = self._take(FRAME_BYTES)
+                # A turn's frame is no bigger than a turn's read: twenty busy
+                # terminals send 13 KiB each, not 256 KiB, before a quiet
+                # one's echo goes out.
+                frame = self._take(registry.read_size())
                 await self._send(frame)
                 self.sent += len(frame)
                 self.hub.flow_changed()
@@ -139,6 +152,8 @@ class TerminalHub:
         self.can_read.set()
         self._scrollback = bytearray()
         self._scrollback_changed = False
+        self._allowance = float(READ_BUDGET)  # bytes it may read now (the flood rate)
+        self._allowance_at = time.monotonic()
         self._on_end = on_end
         self._peer_sizes: dict[str, tuple[tuple[int, int], float]] = {}
         self._applied_size: tuple[int, int] | None = None
@@ -221,12 +236,14 @@ class TerminalHub:
         try:
             while True:
                 await self.can_read.wait()
+                await self._keep_to_the_flood_rate()
                 wanted = registry.read_size()
                 chunk = await self.reader.read(wanted)
                 if not chunk:
                     break
                 # A full read means more is waiting: this terminal is busy.
                 registry.note_busy(self, len(chunk) >= wanted)
+                self._allowance -= len(chunk)
                 self._remember(chunk)
                 for viewer in self.viewers:
                     viewer.feed(chunk)
@@ -235,9 +252,25 @@ class TerminalHub:
                 await asyncio.sleep(0)
         except (ConnectionError, OSError) as exc:
             logger.info("session %s: terminal stream broke: %s", self.session_id, exc)
-        registry.note_busy(self, False)
         self.ended = True
+        registry.note_busy(self, False)
         self._on_end()
+
+    async def _keep_to_the_flood_rate(self) -> None:
+        """Wait, while several terminals flood, until this one's share of the rate allows more.
+
+        A token bucket: the allowance grows at the share's rate, up to a
+        tenth of a second's worth, and each read spends it.
+        """
+        rate = registry.flood_share()
+        now = time.monotonic()
+        if rate is None:
+            self._allowance, self._allowance_at = float(READ_BUDGET), now
+            return
+        self._allowance = min(rate / 10, self._allowance + (now - self._allowance_at) * rate)
+        self._allowance_at = now
+        if self._allowance < 0:
+            await asyncio.sleep(-self._allowance / rate)
 
     def _remember(self, chunk: bytes) -> None:
         self._scrollback_changed = True
@@ -259,7 +292,7 @@ class TerminalHub:
     async def _load_saved_scrollback(self) -> None:
         """The scrollback as an earlier hub (before a restart of the web process) left it."""
         try:
-            saved = await cache.aget(scrollback_key(self.instance))
+            saved = await sync_to_async(cache.get, thread_sensitive=False)(scrollback_key(self.instance))
         except Exception as exc:  # the cache is out of reach: start blank
             logger.info("session %s: no saved scrollback: %s", self.session_id, exc)
             return
@@ -273,7 +306,10 @@ class TerminalHub:
                 continue
             self._scrollback_changed = False
             try:
-                await cache.aset(scrollback_key(self.instance), bytes(self._scrollback), SCROLLBACK_KEPT_FOR)
+                # (In a thread of its own: a slow cache holds up no terminal.)
+                await sync_to_async(cache.set, thread_sensitive=False)(
+                    scrollback_key(self.instance), bytes(self._scrollback), SCROLLBACK_KEPT_FOR
+                )
             except Exception as exc:  # a cache outage costs only the copy
                 logger.info("session %s: could not save the scrollback: %s", self.session_id, exc)
 
@@ -370,17 +406,32 @@ class HubRegistry:
     def __init__(self) -> None:
         self.hubs: dict[str, TerminalHub] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._busy: set[TerminalHub] = set()
+        # Hubs whose last full read (more output was waiting) was recent: the
+        # terminals flooding now. A momentary gap does not take one off.
+        self._busy: dict[TerminalHub, float] = {}
+
+    def _flooding(self) -> int:
+        now = time.monotonic()
+        for hub in [hub for hub, seen in self._busy.items() if now - seen > BUSY_FOR]:
+            del self._busy[hub]
+        return len(self._busy)
 
     def read_size(self) -> int:
         """How much a terminal reads in its turn: a share of READ_BUDGET among the busy ones."""
-        return max(MIN_READ, READ_BUDGET // max(1, len(self._busy)))
+        return max(MIN_READ, READ_BUDGET // max(1, self._flooding()))
+
+    def flood_share(self) -> float | None:
+        """Bytes a second each flooding terminal may have, or None while at most one floods."""
+        flooding = self._flooding()
+        if flooding <= 1:
+            return None
+        return settings.PLAYGROUND_TERMINAL_FLOOD_RATE / flooding
 
     def note_busy(self, hub: TerminalHub, busy: bool) -> None:
         if busy:
-            self._busy.add(hub)
-        else:
-            self._busy.discard(hub)
+            self._busy[hub] = time.monotonic()
+        elif hub.ended:
+            self._busy.pop(hub, None)
 
     async def join(
         self, instance: Instance, send: Callable[[bytes], Awaitable[None]], on_end: Callable[[], None]
