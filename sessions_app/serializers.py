@@ -108,6 +108,14 @@ class ShareSerializer(serializers.ModelSerializer):
         return f"{terminal_page_url(self.context['request'], share.session_id)}#share={token}" if token else None
 
 
+def _iso(moment) -> str | None:
+    """A time as DRF's DateTimeField writes it (ISO 8601, UTC as Z)."""
+    if moment is None:
+        return None
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 class InstanceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Instance
@@ -122,6 +130,22 @@ class InstanceSerializer(serializers.ModelSerializer):
             "created_at",
             "running_at",
         ]
+
+    def to_representation(self, instance: Instance) -> dict:
+        # Written out rather than built from the fields each time: clients
+        # poll sessions many times a second, and DRF's field machinery was
+        # most of what an answer cost. (The fields above still describe it.)
+        return {
+            "name": instance.name,
+            "hostname": instance.hostname,
+            "status": instance.status,
+            "image": instance.image,
+            "ip_address": instance.ip_address,
+            "docker_host": instance.docker_host,
+            "error": instance.error,
+            "created_at": _iso(instance.created_at),
+            "running_at": _iso(instance.running_at),
+        }
 
 
 class SessionSerializer(serializers.ModelSerializer):
@@ -168,6 +192,23 @@ class SessionSerializer(serializers.ModelSerializer):
     def get_ws_url(self, session: Session) -> str:
         return websocket_url(self.context["request"], session.id)
 
+    def to_representation(self, session: Session) -> dict:
+        # As InstanceSerializer's: the answer every poll gets, written out.
+        instance = session_instance(session=session)
+        return {
+            "session_id": session.id,
+            "playground_id": session.playground_id,
+            "hostname": self.get_hostname(session),
+            "status": session.status,
+            "created_at": _iso(session.created_at),
+            "expires_at": _iso(session.expires_at),
+            "closed_at": _iso(session.closed_at),
+            "instance": InstanceSerializer().to_representation(instance) if instance else None,
+            "terminal_url": self.get_terminal_url(session),
+            "ws_url": self.get_ws_url(session),
+            "access": self.get_access(session),
+        }
+
 
 class TerminalSerializer(InstanceSerializer):
     session_id = serializers.CharField()
@@ -178,6 +219,13 @@ class TerminalSerializer(InstanceSerializer):
 
     def get_ws_url(self, instance: Instance) -> str:
         return websocket_url(self.context["request"], instance.session_id)
+
+    def to_representation(self, instance: Instance) -> dict:
+        return {
+            "session_id": instance.session_id,
+            **super().to_representation(instance),
+            "ws_url": self.get_ws_url(instance),
+        }
 
 
 def terminal_page_url(request, session_id: str) -> str:
