@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 PROVISION_ATTEMPTS = 6
 PROVISION_SOFT_TIME_LIMIT = 120
 BROKER_CHECK_TIMEOUT = 1.0
+WAIT_FOR_A_TURN = 0.5  # seconds before a job that found PLAYGROUND_MAX_PROVISIONING reached looks again
 
 
 def broker_problem() -> str | None:
@@ -84,8 +85,11 @@ def provision_instance(self, instance_id: int) -> None:
 
     _tag(instance_id)
     if services.provisioning_is_full(instance_id=instance_id):
-        # The host is busy starting others: wait a moment, without spending an attempt.
-        raise self.retry(countdown=0.5, max_retries=None)
+        # The host is busy starting others: come back in a moment, as a new
+        # job, so that the wait spends none of this job's retries (however
+        # long a burst keeps the host busy).
+        provision_instance.apply_async((instance_id,), countdown=WAIT_FOR_A_TURN)
+        return
     try:
         services.instance_provision(instance_id=instance_id)
     except TransientBackendError as exc:
