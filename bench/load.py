@@ -20,6 +20,9 @@ the sessions the terminals use and lets the platform settle; then, for
 - `--streamers` (20) terminals print output without pause (`yes`);
 - `--typists` (20) terminals type a key every 50 ms and time its echo.
 
+The floods and the HTTP clients run in processes of their own, so that the
+typists' timings are the platform's and not this client's.
+
 It prints the answers by status (every 5xx must be a 503 with Retry-After),
 the time the 40 new sessions took to run, the typists' echo latency, the
 most PostgreSQL connections seen, and the resident memory of the web and
@@ -30,6 +33,7 @@ closed at the end.
 import argparse
 import asyncio
 import collections
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -42,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.sessions import wait_for_prepared  # noqa: E402
 from tests.support.api import api  # noqa: E402  (remembers each session's access token)
 from tests.support.terminal_client import Terminal  # noqa: E402
 
@@ -199,17 +204,30 @@ async def type_keys(url: str, session_id: str, until: float, every: float, laten
     await terminal.close()
 
 
-async def terminals(url: str, streamers: list[str], typists: list[str], until: float, every: float) -> list[float]:
-    latencies: list[float] = []
-    outcomes = await asyncio.gather(
-        *(stream(url, session_id, until) for session_id in streamers),
-        *(type_keys(url, session_id, until, every, latencies) for session_id in typists),
-        return_exceptions=True,
-    )
+async def gather_reporting(coroutines) -> None:
+    outcomes = await asyncio.gather(*coroutines, return_exceptions=True)
     failed = [repr(outcome)[:200] for outcome in outcomes if isinstance(outcome, BaseException)]
     if failed:
-        print(f"terminals that failed: {len(failed)}, e.g. {failed[0]}")
-    return latencies
+        print(f"terminals that failed: {len(failed)}, e.g. {failed[0]}", flush=True)
+
+
+def streamers_process(url: str, session_ids: list[str], tokens: dict[str, str], until_in: float) -> None:
+    """The floods, in a process of their own: reading them must not slow the typists' own clock."""
+    api.tokens.update(tokens)
+    until = time.monotonic() + until_in
+    asyncio.run(gather_reporting([stream(url, session_id, until) for session_id in session_ids]))
+
+
+def requests_process(url: str, tokens: dict[str, str], creators: int, pollers: list[str], until_in: float, out) -> None:
+    """The new sessions and the pollers, in a process of their own; its tally and timings go to `out`."""
+    api.tokens.update(tokens)
+    tally, until = Tally(), time.monotonic() + until_in
+    with ThreadPoolExecutor(max(1, creators + len(pollers))) as pool:
+        creating = [pool.submit(open_running, url, tally) for _ in range(creators)]
+        for session_id in pollers:
+            pool.submit(poll_existing, url, tally, session_id, until)
+        created = [future.result() for future in creating]
+    out.put((dict(tally.codes), tally.unavailable_without_retry_after, dict(tally.failures), created, dict(api.tokens)))
 
 
 def main() -> int:
@@ -222,6 +240,7 @@ def main() -> int:
     parser.add_argument("--storm", type=float, default=30, help="seconds the load lasts")
     parser.add_argument("--type-every", type=float, default=0.05)
     parser.add_argument("--settle", type=float, default=15, help="seconds before measuring memory after the storm")
+    parser.add_argument("--prepared", type=int, default=20, help="the platform's PLAYGROUND_PREPARED_SESSIONS")
     args = parser.parse_args()
     tally, opened = Tally(), []
     try:
@@ -234,7 +253,10 @@ def main() -> int:
             print(f"only {len(opened)} terminal sessions could be opened")
             return 1
         streamers, typists = opened[: args.streamers], opened[args.streamers :]
-        time.sleep(5)
+        # The sessions just opened took prepared instances: let the pool refill,
+        # so that the storm meets the platform as a class would.
+        waiting = wait_for_prepared(args.url, args.prepared, patience=30)
+        print(f"prepared sessions waiting: {waiting}", flush=True)
         before = {"web": resident_mib("daphne"), "worker": resident_mib("celery -A playground worker")}
         setup_codes = dict(tally.codes)
         tally = Tally()
@@ -242,14 +264,28 @@ def main() -> int:
         watch.thread.start()
 
         print(f"storm: {args.creators} new sessions, {args.pollers} pollers, terminals for {args.storm:.0f} s…")
+        context = multiprocessing.get_context("fork")
+        results = context.Queue()
+        tokens = dict(api.tokens)
+        pollers = [opened[number % len(opened)] for number in range(args.pollers)]
+        load = [
+            context.Process(target=streamers_process, args=(args.url, streamers, tokens, args.storm)),
+            context.Process(
+                target=requests_process, args=(args.url, tokens, args.creators, pollers, args.storm, results)
+            ),
+        ]
+        for process in load:
+            process.start()
+        latencies: list[float] = []
         until = time.monotonic() + args.storm
-        created: list[tuple[str | None, float | None]] = []
-        with ThreadPoolExecutor(args.creators + args.pollers) as pool:
-            creating = [pool.submit(open_running, args.url, tally) for _ in range(args.creators)]
-            for number in range(args.pollers):
-                pool.submit(poll_existing, args.url, tally, opened[number % len(opened)], until)
-            latencies = asyncio.run(terminals(args.url, streamers, typists, until, args.type_every))
-            created = [future.result() for future in creating]
+        asyncio.run(gather_reporting([type_keys(args.url, s, until, args.type_every, latencies) for s in typists]))
+        codes, no_retry_after, failures, created, more_tokens = results.get()
+        for process in load:
+            process.join()
+        api.tokens.update(more_tokens)
+        tally.codes.update(codes)
+        tally.unavailable_without_retry_after += no_retry_after
+        tally.failures.update(failures)
         opened += [s for s, _ in created if s]
         watch.stop.set()
         time.sleep(args.settle)
