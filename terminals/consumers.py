@@ -18,7 +18,6 @@ window does not shrink the terminal.
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import time
@@ -77,10 +76,7 @@ POLL_WHILE_RUNNING = 5.0  # seconds between looks at a running session (expiry, 
 TOUCH_EVERY = 30.0  # seconds between records of terminal input
 
 
-# The terminal's reads and writes of the database run in threads of their
-# own (not thread-sensitive): one terminal waiting for a connection, when the
-# pool is busy, holds up no other terminal.
-@functools.partial(database_sync_to_async, thread_sensitive=False)
+@database_sync_to_async
 def load_state(session_id: str, credentials: Credentials) -> tuple[TerminalState | None, Grant]:
     """The session as its terminal sees it, and what this caller may do with it.
 
@@ -377,7 +373,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     async def touch(self) -> None:
         try:
-            await database_sync_to_async(services.session_touch, thread_sensitive=False)(session_id=self.session_id)
+            await database_sync_to_async(services.session_touch)(session_id=self.session_id)
         except Exception as exc:  # a task of its own: nobody else would hear of it
             if as_unavailable(exc) is None:
                 logger.exception("session %s: could not record input", self.session_id)
