@@ -2,12 +2,13 @@
 Start, get a prompt, use the instance's Docker daemon, see the output."""
 
 import re
+import time
 
 import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
 
-from tests.support.stack import ARTIFACTS
+from tests.support.stack import ARTIFACTS, WebServer
 from tests.support.tiny_image import load_tiny_image
 
 pytestmark = pytest.mark.e2e
@@ -120,3 +121,38 @@ def test_it_shares_a_terminal_read_only_with_another_browser(platform, web, brow
     owner.locator("#share-list .btn-danger").first.click()
     expect(guest.locator("#overlay")).to_be_visible(timeout=5_000)
     expect(guest.locator("#overlay-title")).to_have_text("Access ended")
+
+
+def test_the_page_reconnects_by_itself_after_a_web_restart_and_replays_the_scrollback(
+    platform, worker_env, worker, browser
+):
+    web = WebServer(worker_env, name="daphne-restarted").start()
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{web.url}/")
+    page.locator("#start").click()
+    page.wait_for_url(re.compile(r"/p/[0-9a-f]{32}$"), timeout=15_000)
+    rows = page.locator(".xterm-rows")
+    expect(rows).to_contain_text("[node1]", timeout=60_000)
+    page.locator(".xterm").click()
+    page.keyboard.type("echo before-restart-$((6*7))\n")
+    expect(rows).to_contain_text("before-restart-42", timeout=15_000)
+    time.sleep(3)  # the scrollback is copied to the cache every 2 seconds
+
+    web.kill()  # as a crash would; the learner's page stays open
+    web.stop()
+    expect(page.locator("#banner")).to_be_visible(timeout=10_000)
+    restarted = WebServer(worker_env, port=web.port, name="daphne-restarted-again").start()
+    try:
+        # The page connects again by itself: its terminal is reset, and the
+        # new web process replays what the old one saw.
+        expect(page.locator("#banner")).to_be_hidden(timeout=30_000)
+        expect(rows).to_contain_text("before-restart-42", timeout=15_000)
+        assert terminal_text(page).count("before-restart-42") == 1
+        page.locator(".xterm").click()
+        page.keyboard.type("echo after-restart-$((6*7))\n")
+        expect(rows).to_contain_text("after-restart-42", timeout=15_000)
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.locator("#close-session").click()
+        expect(page.locator("#overlay")).to_be_visible(timeout=15_000)
+    finally:
+        restarted.stop()

@@ -4,7 +4,6 @@ on the real stack (a worker on Redis, PostgreSQL, the Docker engine)."""
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from sessions_app import tasks
 from sessions_app.backends.docker import exec_user
@@ -23,19 +22,6 @@ pytestmark = pytest.mark.integration
 
 def gone_from_docker(docker_client, session_id: str) -> bool:
     return not any(docker_leftovers(docker_client, session_id).values())
-
-
-def test_beat_reaps_an_expired_session(platform, live_server, worker, beat, docker_client):
-    session_id = create_session(live_server)["session_id"]
-    wait_until_running(live_server, session_id)
-
-    Session.objects.filter(pk=session_id).update(expires_at=timezone.now() - timedelta(seconds=1))
-
-    # The reaper runs every 15 seconds; a minute is the promise.
-    wait_for(lambda: gone_from_docker(docker_client, session_id), timeout=60, interval=0.5, what="the reaper")
-    body = api.get(f"{live_server.url}/sessions/{session_id}", timeout=10).json()
-    assert body["status"] == "expired"
-    wait_for(lambda: Instance.objects.get(session_id=session_id).status == "terminated", timeout=15, what="terminated")
 
 
 def test_extending_never_passes_the_maximum_lifetime(platform, live_server, worker, docker_client):

@@ -5,59 +5,16 @@ so this test runs a redis-server of its own and points the readiness check's
 broker URL at it.
 """
 
-import shutil
-import socket
-import subprocess
-
 import pytest
-import redis
 
-from tests.support.stack import wait_for
+from tests.support.stack import PrivateRedis
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class PrivateRedis:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "redis-server",
-                *("--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no", "--daemonize", "no"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        wait_for(lambda: self.answers(client), timeout=10, what=f"redis-server on port {self.port}")
-
-    def answers(self, client: redis.Redis) -> bool:
-        assert self.process.poll() is None, "redis-server exited"
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
 @pytest.fixture
 def private_redis(real_services, settings):
-    server = PrivateRedis(free_port())
-    server.start()
+    server = PrivateRedis().start()
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{server.port}/0"
     yield server
     server.stop()

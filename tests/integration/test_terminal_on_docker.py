@@ -2,9 +2,11 @@
 PostgreSQL and a DIND instance's TTY."""
 
 import asyncio
+import json
 import re
 
 import pytest
+import websockets
 
 from tests.integration.test_sessions_on_docker import wait_until_running
 from tests.support.api import api
@@ -168,3 +170,36 @@ async def test_it_serves_the_api_from_the_same_server(web, session_id):
     # A plain check that the HTTP API is served by the same Daphne.
     body = wait_until_running(web, session_id)
     assert body["ws_url"] == f"ws://127.0.0.1:{web.port}/sessions/{session_id}/ws"
+
+
+async def test_it_runs_a_command_sent_the_instant_the_socket_opens(web, session_id):
+    # Nobody has watched this session yet: its terminal is attached only
+    # after the socket opens, and the command is already waiting by then.
+    url = web.url.replace("http://", "ws://") + f"/sessions/{session_id}/ws"
+    headers = {"Authorization": f"Bearer {api.token(session_id)}"}
+    connection = await websockets.connect(url, max_size=None, additional_headers=headers)
+    await connection.send(b"echo first-$((6*7))\r")
+    await connection.send(json.dumps({"type": "input", "data": "echo second-$((6*7))\r"}))
+    await connection.send(b"echo third-$((6*7))\r")
+    terminal = Terminal(connection, ack=True)
+
+    end = await terminal.read_until(b"third-42\r\n", timeout=60)
+    await terminal.read_until(PROMPT, start=end)
+
+    output = bytes(terminal.output)
+    assert output.count(b"first-42\r\n") == output.count(b"second-42\r\n") == output.count(b"third-42\r\n") == 1
+    assert output.index(b"first-42\r\n") < output.index(b"second-42\r\n") < output.index(b"third-42\r\n")
+    await terminal.close()
+
+
+async def test_it_types_what_follows_exit_into_the_next_shell_once(web, session_id):
+    terminal = await open_terminal(web, session_id)
+    start = len(terminal.output)
+
+    # In one keystroke burst: the shell ends, and the next command is already typed.
+    await terminal.type("exit\recho next-shell-$((6*7))\r")
+
+    end = await terminal.read_until(b"next-shell-42\r\n", timeout=30, start=start)
+    await terminal.read_until(PROMPT, start=end)
+    assert bytes(terminal.output[start:]).count(b"next-shell-42\r\n") == 1
+    await terminal.close()

@@ -8,10 +8,7 @@ from django.utils.module_loading import import_string
 
 
 def test_every_middleware_runs_on_the_event_loop():
-    sync_only = [
-        path for path in settings.MIDDLEWARE
-        if not getattr(import_string(path), "async_capable", False)
-    ]
+    sync_only = [path for path in settings.MIDDLEWARE if not getattr(import_string(path), "async_capable", False)]
 
     assert sync_only == []
 

@@ -6,6 +6,7 @@ and the session-scoped docker_client fixture removes all of it at the end.
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import docker
 import pytest
+import redis
 from django.conf import settings
 from django.db import connection
 
@@ -163,14 +165,15 @@ class PlatformProcess:
 class Worker(PlatformProcess):
     """A real `celery -A playground worker` on the test database."""
 
-    def __init__(self, env: dict[str, str], name: str, queue: str = "celery") -> None:
+    def __init__(self, env: dict[str, str], name: str, queue: str = "celery", pool: str = "prefork") -> None:
         super().__init__(env, f"worker-{name}")
         self.hostname = name
         self.queue = queue
+        self.pool = pool  # the Procfile's is "threads"
 
     def command(self) -> list[str]:
         return [
-            *("celery", "-A", "playground", "worker", "--loglevel=INFO", "--pool=prefork", "--concurrency=4"),
+            *("celery", "-A", "playground", "worker", "--loglevel=INFO", f"--pool={self.pool}", "--concurrency=4"),
             *(f"--hostname={self.hostname}@%h", f"--queues={self.queue}", "--without-gossip", "--without-mingle"),
         ]
 
@@ -264,11 +267,9 @@ def beat(worker_env, worker, tmp_path):
 class WebServer(PlatformProcess):
     """The platform's ASGI application under a real Daphne, on the test database."""
 
-    def __init__(self, env: dict[str, str]) -> None:
-        super().__init__(env, "daphne")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+    def __init__(self, env: dict[str, str], port: int | None = None, name: str = "daphne") -> None:
+        super().__init__(env, name)
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
@@ -277,6 +278,47 @@ class WebServer(PlatformProcess):
     def ready(self) -> bool:
         with socket.socket() as client:
             return client.connect_ex(("127.0.0.1", self.port)) == 0
+
+
+class PrivateRedis:
+    """A redis-server of a test's own, to stop and start again (the shared one serves everyone)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "PrivateRedis":
+        self.process = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                *("--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--daemonize", "no"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=1)
+        wait_for(lambda: self.answers(client), timeout=10, what=f"redis-server on port {self.port}")
+        return self
+
+    def answers(self, client: redis.Redis) -> bool:
+        assert self.process.poll() is None, "redis-server exited"
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
