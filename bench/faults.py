@@ -283,8 +283,12 @@ def main() -> int:
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--sessions", type=int, default=3)
     parser.add_argument("--pg-outage", type=float, default=15, help="seconds PostgreSQL stays down")
-    parser.add_argument("faults", nargs="*", default=["postgres", "docker"], choices=["postgres", "docker"])
-    return asyncio.run(run(parser.parse_args()))
+    parser.add_argument("faults", nargs="*", help="postgres, docker or both (the default)")
+    args = parser.parse_args()
+    args.faults = args.faults or ["postgres", "docker"]
+    if set(args.faults) - {"postgres", "docker"}:
+        parser.error("the faults are postgres and docker")
+    return asyncio.run(run(args))
 
 
 if __name__ == "__main__":

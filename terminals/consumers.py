@@ -23,6 +23,7 @@ import logging
 import time
 from collections import Counter
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -118,6 +119,20 @@ def parse_control(text: str) -> dict:
 
 
 class TerminalConsumer(AsyncWebsocketConsumer):
+    async def dispatch(self, message: dict) -> None:
+        """Hand a message to its handler, at once.
+
+        Channels' own dispatch first closes stale database connections, in
+        Django's one thread for sync code: every keystroke would queue there
+        behind every terminal's database call (five seconds each while the
+        database is out of reach). This consumer touches the database only
+        through database_sync_to_async, which does that closing itself.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         set_session(self.session_id[:64])

@@ -4,9 +4,11 @@ close codes, origin rules and control-message validation."""
 import asyncio
 import contextlib
 import json
+import threading
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
@@ -297,6 +299,26 @@ async def test_it_pumps_the_instances_tty_both_ways(fake_engine):
 
     assert await receive_bytes_until(ws, b"docker ps\r") == b"docker ps\r"  # the TTY's echo
     assert container.typed == b"docker ps\r"
+    await ws.disconnect()
+
+
+async def test_keystrokes_do_not_wait_for_djangos_thread_for_sync_code(fake_engine):
+    ws, container = await attached(await open_running_session(), fake_engine)
+    busy, release = threading.Event(), threading.Event()
+
+    def hold_the_thread() -> None:  # as a database call waiting for a connection would
+        busy.set()
+        release.wait(10)
+
+    holder = asyncio.ensure_future(sync_to_async(hold_the_thread)())
+    try:
+        await until(busy.is_set)
+        await ws.send_to(bytes_data=b"docker ps\r")
+
+        assert await until(lambda: container.typed == b"docker ps\r")
+    finally:
+        release.set()
+        await holder
     await ws.disconnect()
 
 
