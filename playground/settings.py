@@ -206,7 +206,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # before it is handed out.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"]["OPTIONS"] = {
-        "pool": {"min_size": 1, "max_size": PLAYGROUND_DB_POOL_SIZE, "timeout": PLAYGROUND_DB_POOL_TIMEOUT}
+        "pool": {
+            "min_size": 1,
+            "max_size": PLAYGROUND_DB_POOL_SIZE,
+            "timeout": PLAYGROUND_DB_POOL_TIMEOUT,
+            # The pool retries a lost server with growing pauses (1, 2, 4 s…);
+            # it gives up on a round after a few seconds, and the next request
+            # starts a new one, so service resumes within seconds of the
+            # server's return, not after the last long pause.
+            "reconnect_timeout": 5,
+        }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share one SQLite file; wait for the lock instead of
