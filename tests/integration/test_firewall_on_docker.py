@@ -33,6 +33,7 @@ from sessions_app.firewall import FirewallMissing
 from sessions_app.models import Instance
 from tests.integration.test_instance_security import sessions  # noqa: F401 (a fixture)
 from tests.integration.test_sessions_on_docker import create_session
+from tests.support.api import api
 from tests.support.stack import ROOT, Worker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -483,7 +484,7 @@ def test_it_refuses_to_start_instances_where_it_cannot_see_the_firewall(
     try:
         instance = wait_for(
             lambda: (
-                (body := requests.get(f"{live_server.url}/sessions/{session_id}", timeout=10).json()["instance"])
+                (body := api.get(f"{live_server.url}/sessions/{session_id}", timeout=10).json()["instance"])
                 and body["status"] == "failed"
                 and body
             ),
@@ -494,7 +495,7 @@ def test_it_refuses_to_start_instances_where_it_cannot_see_the_firewall(
         assert Instance.objects.get(session_id=session_id).failure_reason == "firewall_missing"
         assert "PLAYGROUND" not in sh("ip", "netns", "exec", empty_netns.name, "iptables", "-w", "-S")
     finally:
-        requests.delete(f"{live_server.url}/sessions/{session_id}", timeout=10)
+        api.delete(f"{live_server.url}/sessions/{session_id}", timeout=10)
 
 
 def test_it_installs_the_same_rules_every_time():

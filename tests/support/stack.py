@@ -327,3 +327,18 @@ def web(worker_env, worker):
     server = WebServer(worker_env).start()
     yield server
     server.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test of the real stack shows the end of the logs of the
+    platform's processes (workers, Daphne, beat) that wrote during it: CI keeps
+    only what the run printed."""
+    report = yield
+    if report.failed and call.when == "call" and ARTIFACTS.is_dir():
+        began = call.start - 5
+        for log in sorted(ARTIFACTS.glob("*.log")):
+            if log.stat().st_mtime >= began:
+                tail = log.read_text(errors="replace").splitlines()[-40:]
+                report.sections.append((f"end of {log.relative_to(ROOT)}", "\n".join(tail)))
+    return report
