@@ -9,11 +9,12 @@ class SessionsAppConfig(AppConfig):
     def ready(self) -> None:
         from prometheus_client import REGISTRY
 
+        from playground import broker
         from sessions_app import metrics, schema  # noqa: F401 (schema: the API's OpenAPI descriptions)
 
         metrics.register(REGISTRY)
+        if settings.CELERY_BROKER_URL.startswith(("redis:", "rediss:")):
+            broker.register_redis()
         if settings.CELERY_BROKER_URL.startswith("playground-filesystem:"):
-            from playground import broker
-
             options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
             broker.register({key: options[key] for key in ("data_folder_in", "processed_folder", "control_folder")})
