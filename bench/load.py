@@ -25,9 +25,11 @@ typists' timings are the platform's and not this client's.
 
 It prints the answers by status (every 5xx must be a 503 with Retry-After),
 the time the 40 new sessions took to run, the typists' echo latency, the
-most PostgreSQL connections seen, and the resident memory of the web and
-worker processes before the storm and after it. Every session it opened is
-closed at the end.
+most PostgreSQL connections seen; then it closes the storm's sessions and
+prints the resident memory of the web and worker processes. It does so
+--rounds (2) times, so that memory after the first storm can be compared
+with memory after the next: flat, or growing with every storm. Every session
+it opened is closed at the end.
 """
 
 import argparse
@@ -241,6 +243,7 @@ def main() -> int:
     parser.add_argument("--type-every", type=float, default=0.05)
     parser.add_argument("--settle", type=float, default=15, help="seconds before measuring memory after the storm")
     parser.add_argument("--prepared", type=int, default=20, help="the platform's PLAYGROUND_PREPARED_SESSIONS")
+    parser.add_argument("--rounds", type=int, default=2, help="storms one after another (memory after each)")
     args = parser.parse_args()
     tally, opened = Tally(), []
     try:
@@ -258,61 +261,75 @@ def main() -> int:
         waiting = wait_for_prepared(args.url, args.prepared, patience=30)
         print(f"prepared sessions waiting: {waiting}", flush=True)
         before = {"web": resident_mib("daphne"), "worker": resident_mib("celery -A playground worker")}
-        setup_codes = dict(tally.codes)
-        tally = Tally()
-        watch = Watch()
-        watch.thread.start()
-
-        print(f"storm: {args.creators} new sessions, {args.pollers} pollers, terminals for {args.storm:.0f} s…")
-        context = multiprocessing.get_context("fork")
-        results = context.Queue()
-        tokens = dict(api.tokens)
-        pollers = [opened[number % len(opened)] for number in range(args.pollers)]
-        load = [
-            context.Process(target=streamers_process, args=(args.url, streamers, tokens, args.storm)),
-            context.Process(
-                target=requests_process, args=(args.url, tokens, args.creators, pollers, args.storm, results)
-            ),
-        ]
-        for process in load:
-            process.start()
-        latencies: list[float] = []
-        until = time.monotonic() + args.storm
-        asyncio.run(gather_reporting([type_keys(args.url, s, until, args.type_every, latencies) for s in typists]))
-        codes, no_retry_after, failures, created, more_tokens = results.get()
-        for process in load:
-            process.join()
-        api.tokens.update(more_tokens)
-        tally.codes.update(codes)
-        tally.unavailable_without_retry_after += no_retry_after
-        tally.failures.update(failures)
-        opened += [s for s, _ in created if s]
-        watch.stop.set()
-        time.sleep(args.settle)
-        after = {"web": resident_mib("daphne"), "worker": resident_mib("celery -A playground worker")}
-
-        running = [seconds for _, seconds in created if seconds is not None]
-        server_errors = {code: n for code, n in tally.codes.items() if code >= 500}
-        print(f"answers during the storm: {dict(sorted(tally.codes.items()))} (setup: {setup_codes})")
-        print(f"5xx: {server_errors or 'none'}; 503 without Retry-After: {tally.unavailable_without_retry_after}")
-        print(f"connection failures: {dict(tally.failures) or 'none'}")
-        print(
-            f"new sessions running: {len(running)}/{args.creators}, "
-            f"p50={statistics.median(running) if running else float('nan'):.2f}s "
-            f"p95={percentile(running, 0.95):.2f}s max={max(running, default=float('nan')):.2f}s"
-        )
-        print(
-            f"typists' echo: n={len(latencies)} p50={percentile(latencies, 0.5) * 1000:.1f}ms "
-            f"p99={percentile(latencies, 0.99) * 1000:.1f}ms"
-        )
-        print(f"PostgreSQL connections, most seen: {watch.most}")
-        for kind in ("web", "worker"):
-            print(f"{kind} resident memory: {before[kind]:.0f} MiB before, {after[kind]:.0f} MiB after")
+        print(f"resident memory before: web {before['web']:.0f} MiB, worker {before['worker']:.0f} MiB")
+        print(f"answers while opening them: {dict(sorted(tally.codes.items()))}")
+        for number in range(1, args.rounds + 1):
+            if number > 1:
+                waiting = wait_for_prepared(args.url, args.prepared, patience=60)
+                print(f"prepared sessions waiting: {waiting}", flush=True)
+            created = storm(args, number, streamers, typists, opened)
+            # Each round meets the platform as the first did: its new sessions
+            # are closed before memory is measured and the next round starts.
+            close(args.url, created)
+            time.sleep(args.settle)
+            print(
+                f"resident memory after round {number} (its sessions closed, {args.settle:.0f} s later): "
+                f"web {resident_mib('daphne'):.0f} MiB, worker {resident_mib('celery -A playground worker'):.0f} MiB"
+            )
     finally:
         print(f"closing {len(opened)} sessions…", flush=True)
-        with ThreadPoolExecutor(20) as pool:
-            list(pool.map(lambda s: request(Tally(), "DELETE", f"{args.url}/sessions/{s}"), opened))
+        close(args.url, opened)
     return 0
+
+
+def storm(args, number: int, streamers: list[str], typists: list[str], opened: list[str]) -> list[str]:
+    """One storm; prints its figures and returns the sessions it opened."""
+    tally, watch = Tally(), Watch()
+    watch.thread.start()
+    print(f"storm {number}: {args.creators} new sessions, {args.pollers} pollers, terminals for {args.storm:.0f} s…")
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    tokens = dict(api.tokens)
+    pollers = [opened[index % len(opened)] for index in range(args.pollers)]
+    load = [
+        context.Process(target=streamers_process, args=(args.url, streamers, tokens, args.storm)),
+        context.Process(target=requests_process, args=(args.url, tokens, args.creators, pollers, args.storm, results)),
+    ]
+    for process in load:
+        process.start()
+    latencies: list[float] = []
+    until = time.monotonic() + args.storm
+    asyncio.run(gather_reporting([type_keys(args.url, s, until, args.type_every, latencies) for s in typists]))
+    codes, no_retry_after, failures, created, more_tokens = results.get()
+    for process in load:
+        process.join()
+    watch.stop.set()
+    api.tokens.update(more_tokens)
+    tally.codes.update(codes)
+    tally.unavailable_without_retry_after += no_retry_after
+    tally.failures.update(failures)
+
+    running = [seconds for _, seconds in created if seconds is not None]
+    server_errors = {code: n for code, n in tally.codes.items() if code >= 500}
+    print(f"answers during the storm: {dict(sorted(tally.codes.items()))}")
+    print(f"5xx: {server_errors or 'none'}; 503 without Retry-After: {tally.unavailable_without_retry_after}")
+    print(f"connection failures: {dict(tally.failures) or 'none'}")
+    print(
+        f"new sessions running: {len(running)}/{args.creators}, "
+        f"p50={statistics.median(running) if running else float('nan'):.2f}s "
+        f"p95={percentile(running, 0.95):.2f}s max={max(running, default=float('nan')):.2f}s"
+    )
+    print(
+        f"typists' echo: n={len(latencies)} p50={percentile(latencies, 0.5) * 1000:.1f}ms "
+        f"p99={percentile(latencies, 0.99) * 1000:.1f}ms"
+    )
+    print(f"PostgreSQL connections, most seen: {watch.most}", flush=True)
+    return [session_id for session_id, _ in created if session_id]
+
+
+def close(url: str, sessions: list[str]) -> None:
+    with ThreadPoolExecutor(20) as pool:
+        list(pool.map(lambda s: request(Tally(), "DELETE", f"{url}/sessions/{s}"), sessions))
 
 
 if __name__ == "__main__":
