@@ -97,6 +97,10 @@ class OutOfCapacity(PlaygroundError):
     reason = "out_of_capacity"
     message = "The playground is full right now; please try again in a few minutes."
 
+    def __init__(self, message: str | None = None, *, retry_after: int, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
 
 class ServiceUnavailable(PlaygroundError):
     """A server the platform needs (its database, broker or cache) is out of

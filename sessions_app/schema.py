@@ -233,7 +233,9 @@ extend_schema_view(
                 _example("Too fast", "throttled", "Request was throttled. Expected available in 42 seconds."),
             ),
             503: _errors(
-                "The Docker host runs as many sessions as it may; nothing was created.",
+                "The Docker host runs as many sessions as it may (`out_of_capacity`), or a server the platform "
+                "needs is out of reach or saturated (`database_unavailable`, `broker_unavailable`); nothing was "
+                "created. The `Retry-After` header says how many seconds to wait before trying again.",
                 _domain_example(errors.OutOfCapacity, "Out of capacity"),
             ),
         },

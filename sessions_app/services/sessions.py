@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 # The key of the PostgreSQL advisory lock that serializes session creation.
 SESSION_CREATION_LOCK = 0x706C6179  # "play"
+OUT_OF_CAPACITY_RETRY = 30  # seconds: the most a full host asks a client to wait before it tries again
 
 
 class Opened(NamedTuple):
@@ -107,7 +108,14 @@ def _check_limits(*, owner, client_address: str | None, now: datetime) -> None:
     # (SQLite runs one writing transaction at a time already.)
     open_sessions = Session.objects.filter(status=Session.Status.OPEN)
     if open_sessions.count() >= settings.PLAYGROUND_MAX_SESSIONS:
-        raise OutOfCapacity(log_message=f"{settings.PLAYGROUND_MAX_SESSIONS} sessions open: refusing another")
+        # A place frees when a session ends: at the latest when the first one
+        # expires, often sooner (closed by its learner), so ask again within
+        # half a minute.
+        first_expiry = open_sessions.order_by("expires_at").values_list("expires_at", flat=True).first()
+        raise OutOfCapacity(
+            retry_after=min(OUT_OF_CAPACITY_RETRY, max(1, int((first_expiry - now).total_seconds()))),
+            log_message=f"{settings.PLAYGROUND_MAX_SESSIONS} sessions open: refusing another",
+        )
     if owner is not None:
         mine = open_sessions.filter(owner=owner)
     elif client_address:

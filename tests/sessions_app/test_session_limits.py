@@ -1,8 +1,10 @@
 """Who may open sessions, and how many: per-client and global limits, login, CSRF."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from sessions_app.models import Session
@@ -67,7 +69,19 @@ def test_it_answers_503_out_of_capacity_before_creating_anything(api, settings):
 
     assert refused.status_code == 503
     assert refused.json()["error"] == "out_of_capacity"
+    assert 1 <= int(refused["Retry-After"]) <= 30
     assert Session.objects.count() == 2
+
+
+def test_a_full_host_asks_to_try_again_when_its_first_session_expires(api, settings):
+    settings.PLAYGROUND_MAX_SESSIONS = 1
+    assert create(api, an_address()).status_code == 201
+    Session.objects.update(expires_at=timezone.now() + timedelta(seconds=12))
+
+    refused = create(api, an_address())
+
+    assert refused.status_code == 503
+    assert 10 <= int(refused["Retry-After"]) <= 12
 
 
 def test_it_can_require_a_login_and_accepts_api_tokens(api, settings):
