@@ -117,3 +117,28 @@ def test_it_undoes_a_failed_attempt_when_the_session_closed_meanwhile(instance, 
 
     assert fake_engine.containers == {}
     assert Instance.objects.get(pk=instance.pk).status == "terminated"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_holds_no_database_connection_while_the_engine_starts_the_instance(fake_engine, monkeypatch):
+    from django.db import connection
+
+    from sessions_app.backends.fake import FakeBackend
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite keeps its in-memory test database's one connection; the PostgreSQL run checks this")
+    instance = make_instance()
+    held = []
+    start = FakeBackend.start
+
+    def start_and_look(self, instance):
+        held.append(connection.connection is not None)
+        return start(self, instance)
+
+    monkeypatch.setattr(FakeBackend, "start", start_and_look)
+
+    services.instance_provision(instance_id=instance.pk)
+
+    assert held == [False]
+    instance.refresh_from_db()
+    assert instance.status == "running"
