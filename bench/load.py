@@ -285,9 +285,10 @@ def main() -> int:
 def storm(args, number: int, streamers: list[str], typists: list[str], opened: list[str]) -> list[str]:
     """One storm; prints its figures and returns the sessions it opened."""
     tally, watch = Tally(), Watch()
-    watch.thread.start()
     print(f"storm {number}: {args.creators} new sessions, {args.pollers} pollers, terminals for {args.storm:.0f} s…")
-    context = multiprocessing.get_context("fork")
+    # Spawned, not forked: a fork copies whatever lock a thread of this
+    # process holds at that instant (a storm hung so, once).
+    context = multiprocessing.get_context("spawn")
     results = context.Queue()
     tokens = dict(api.tokens)
     pollers = [opened[index % len(opened)] for index in range(args.pollers)]
@@ -297,6 +298,7 @@ def storm(args, number: int, streamers: list[str], typists: list[str], opened: l
     ]
     for process in load:
         process.start()
+    watch.thread.start()
     latencies: list[float] = []
     until = time.monotonic() + args.storm
     asyncio.run(gather_reporting([type_keys(args.url, s, until, args.type_every, latencies) for s in typists]))
