@@ -374,6 +374,10 @@ PLAYGROUND_PREPARED_SESSIONS = env_int("PLAYGROUND_PREPARED_SESSIONS", 20)
 PLAYGROUND_TERMINAL_FLOOD_RATE = env_int("PLAYGROUND_TERMINAL_FLOOD_RATE", 4_000_000)
 # Terminal WebSockets one client (address) may have open in one web process; beyond it, close code 4429.
 PLAYGROUND_MAX_TERMINALS_PER_CLIENT = env_int("PLAYGROUND_MAX_TERMINALS_PER_CLIENT", 20)
+# POST /sessions/{id}/exec: the most output (bytes) one command returns, and
+# the longest timeout a client may ask for.
+PLAYGROUND_EXEC_OUTPUT_MAX = env_int("PLAYGROUND_EXEC_OUTPUT_MAX", 1_048_576)
+PLAYGROUND_EXEC_TIMEOUT_MAX = env_int("PLAYGROUND_EXEC_TIMEOUT_MAX", 600)
 # Whether creating a session needs a logged-in user or an API token.
 PLAYGROUND_REQUIRE_LOGIN = env_bool("PLAYGROUND_REQUIRE_LOGIN", False)
 # Request bodies are small JSON; anything larger is refused with 413.

@@ -74,6 +74,11 @@ class SessionHasNoInstance(PlaygroundError):
     message = "This session has no instance."
 
 
+class InstanceNotRunning(PlaygroundError):
+    reason = "instance_not_running"
+    message = "The session's instance is not running; wait until it runs."
+
+
 class SessionClosed(PlaygroundError):
     reason = "session_closed"
     message = "This session is closed."
@@ -145,6 +150,7 @@ _STATUS_BY_ERROR: list[tuple[type[PlaygroundError], int]] = [
     (InstanceNotFound, status.HTTP_404_NOT_FOUND),
     (SessionHasNoInstance, status.HTTP_404_NOT_FOUND),
     (SessionClosed, status.HTTP_409_CONFLICT),
+    (InstanceNotRunning, status.HTTP_409_CONFLICT),
     (CannotExtend, status.HTTP_409_CONFLICT),
     (TooManySessions, status.HTTP_429_TOO_MANY_REQUESTS),
     (OutOfCapacity, status.HTTP_503_SERVICE_UNAVAILABLE),

@@ -8,6 +8,7 @@ reasons and messages, so they cannot drift from what the API answers.
 
 import re
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -19,6 +20,8 @@ from rest_framework import serializers
 
 from sessions_app import errors
 from sessions_app.serializers import (
+    ExecResultSerializer,
+    ExecSerializer,
     InstanceCreateSerializer,
     InstanceSerializer,
     SessionCreateSerializer,
@@ -302,6 +305,41 @@ extend_schema(
         415: UNSUPPORTED_MEDIA_TYPE,
     },
 )(SessionViewSet.extend)
+
+extend_schema(
+    operation_id="sessions_exec",
+    summary="Run a command in the instance",
+    description=(
+        "Runs `cmd` (a program and its arguments; no shell unless you name one, e.g. "
+        '`["sh", "-c", "docker ps"]`) in the running instance as its learner, in the learner\'s home, '
+        "with `stdin` as its input and killed after `timeout` seconds (60 by default). Needs the owner "
+        "or a read-write share, as typing in the terminal does.\n\n"
+        "By default the answer streams as it comes, one JSON object a line (`application/x-ndjson`): "
+        '`{"stream": "stdout" | "stderr", "data": "..."}`, then `{"exit_code": N, "timed_out": false}`; '
+        'past PLAYGROUND_EXEC_OUTPUT_MAX bytes of output the last line is `{"exit_code": null, '
+        '"truncated": true}`, and if the instance stops answering `{"exit_code": null, "error": '
+        '"exec_failed", "message": "..."}`. With `?wait=1` the command is run to its end and the answer '
+        "is one JSON object."
+    ),
+    tags=["sessions"],
+    parameters=[
+        SESSION_ID,
+        OpenApiParameter("wait", str, enum=["0", "1"], description="1: answer once, when the command has ended"),
+    ],
+    request=ExecSerializer,
+    responses={
+        (200, "application/json"): ExecResultSerializer,
+        (200, "application/x-ndjson"): OpenApiTypes.STR,
+        400: _errors("A malformed body.", INVALID, MALFORMED),
+        404: NOT_FOUND,
+        409: _errors(
+            "The session is closed (`session_closed`) or its instance does not run (`instance_not_running`).",
+            SESSION_CLOSED,
+            _domain_example(errors.InstanceNotRunning, "The instance is still starting"),
+        ),
+        415: UNSUPPORTED_MEDIA_TYPE,
+    },
+)(SessionViewSet.exec)
 
 extend_schema(
     operation_id="sessions_terminal",

@@ -1,5 +1,6 @@
 from datetime import timedelta
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -55,6 +56,36 @@ class SessionExtendSerializer(StrictSerializer):
 
     def validate_duration(self, value: int) -> timedelta:
         return timedelta(seconds=value)
+
+
+class ExecSerializer(StrictSerializer):
+    cmd = serializers.ListField(
+        child=StrictCharField(max_length=65536, trim_whitespace=False), min_length=1, max_length=1024
+    )
+    stdin = StrictCharField(max_length=1_048_576, required=False, default="", allow_blank=True, trim_whitespace=False)
+    timeout = StrictIntegerField(min_value=1, max_value=3600, required=False, default=60)
+
+    def validate_cmd(self, value: list[str]) -> list[str]:
+        if not value[0] or any("\x00" in argument for argument in value):
+            raise serializers.ValidationError("A command is a program's name, then its arguments, none with NUL.")
+        return value
+
+    def validate_timeout(self, value: int) -> int:
+        if value > settings.PLAYGROUND_EXEC_TIMEOUT_MAX:
+            raise serializers.ValidationError(f"At most {settings.PLAYGROUND_EXEC_TIMEOUT_MAX} seconds.")
+        return value
+
+
+class ExecResultSerializer(serializers.Serializer):
+    """What `?wait=1` answers (for the documentation; views build it as a dict)."""
+
+    stdout = serializers.CharField()
+    stderr = serializers.CharField()
+    exit_code = serializers.IntegerField(allow_null=True, help_text="null when the output was truncated")
+    timed_out = serializers.BooleanField(help_text="killed when its timeout ran out")
+    truncated = serializers.BooleanField(
+        help_text="the output passed PLAYGROUND_EXEC_OUTPUT_MAX; the rest was not read"
+    )
 
 
 class InstanceCreateSerializer(StrictSerializer):

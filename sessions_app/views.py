@@ -6,7 +6,13 @@ may do anything, a share link's holder may read (and, read-write, type), and
 anyone else gets the same 404 as for an unknown id.
 """
 
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+
 from django.conf import settings
+from django.db import connection
+from django.http import HttpResponseBase, StreamingHttpResponse
 from rest_framework import status, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import UnsupportedMediaType
@@ -20,9 +26,10 @@ from playground.logcontext import set_session
 from playground.origins import origin_allowed
 from sessions_app import access, selectors, services
 from sessions_app.access import Access
-from sessions_app.errors import CrossSiteRequest, SessionHasNoInstance
+from sessions_app.errors import CrossSiteRequest, InstanceNotRunning, InvalidRequest, SessionHasNoInstance
 from sessions_app.models import Session, hash_secret
 from sessions_app.serializers import (
+    ExecSerializer,
     InstanceCreateSerializer,
     InstanceSerializer,
     SessionCreateSerializer,
@@ -153,12 +160,63 @@ class SessionViewSet(PlaygroundAPIView):
         services.session_extend(session_id=session.pk, **body.validated_data)
         return _session_response(request, session, grant)
 
+    def exec(self, request: Request, pk: str) -> HttpResponseBase:
+        session, _ = self.session_for(request, pk, Access.READ_WRITE)  # as typing in its terminal
+        wait = _flag(request, "wait")
+        body = ExecSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        records = services.instance_exec(session=session, **body.validated_data)
+        # The command may run for minutes without the database: its
+        # connection goes back to the pool meanwhile.
+        if not connection.in_atomic_block:
+            connection.close()
+        if wait:
+            return Response(_collected(records))
+        return StreamingHttpResponse(_ndjson(records), content_type="application/x-ndjson")
+
     def terminal(self, request: Request, pk: str) -> Response:
         session, _ = self.session_for(request, pk, Access.READ_ONLY)
         instance = selectors.session_instance(session=session)
         if instance is None:
             raise SessionHasNoInstance(log_message=f"session {pk} has no instance")
         return Response(TerminalSerializer(instance, context={"request": request}).data)
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "0")
+    if value not in ("0", "1", "true", "false"):
+        raise InvalidRequest(f"{name}: 1 or 0.")
+    return value in ("1", "true")
+
+
+def _collected(records: Iterator[dict]) -> dict:
+    """A command's records (services.instance_exec) as one answer."""
+    output = {"stdout": [], "stderr": []}
+    end: dict = {}
+    for record in records:
+        if "stream" in record:
+            output[record["stream"]].append(record["data"])
+        else:
+            end = record
+    if end.get("error"):
+        raise InstanceNotRunning(end["message"], log_message="exec broke off")
+    return {
+        "stdout": "".join(output["stdout"]),
+        "stderr": "".join(output["stderr"]),
+        "exit_code": end.get("exit_code"),
+        "timed_out": end.get("timed_out", False),
+        "truncated": end.get("truncated", False),
+    }
+
+
+async def _ndjson(records: Iterator[dict]) -> AsyncIterator[bytes]:
+    """A command's records as they come, one JSON object a line, without
+    holding the event loop: the command is read in a thread."""
+    try:
+        while (record := await asyncio.to_thread(next, records, None)) is not None:
+            yield json.dumps(record).encode() + b"\n"
+    finally:
+        await asyncio.to_thread(records.close)  # a client gone: stop reading
 
 
 class ShareViewSet(PlaygroundAPIView):

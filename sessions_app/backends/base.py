@@ -6,6 +6,7 @@ must work in a fresh process, after a crash, and when called twice.
 """
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -65,6 +66,25 @@ class AttachError(Exception):
 
 
 @dataclass(frozen=True)
+class ExecOutput:
+    """A piece of what a command run by exec() wrote."""
+
+    stream: str  # "stdout" or "stderr"
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ExecExit:
+    """The end of a command run by exec(): always its last event."""
+
+    exit_code: int
+    timed_out: bool  # killed when its time ran out
+
+
+ExecEvent = ExecOutput | ExecExit
+
+
+@dataclass(frozen=True)
 class Tty:
     """An attached TTY: output arrives on `reader`, input goes to `writer`.
 
@@ -113,6 +133,16 @@ class Backend:
         it made. Returns False for a backend that has nothing to gain from
         it. What it makes counts in sessions_present().
 
+    exec(instance, cmd, stdin, timeout)
+        Run `cmd` (a list of arguments, no shell) in the running instance as
+        its learner, in the learner's home, feeding it `stdin` (bytes, then
+        end of file). A generator: ExecOutput events as the command writes,
+        then one ExecExit. A command still running after `timeout` seconds
+        is killed (ExecExit.timed_out). Closing the generator early stops
+        reading, and the command ends by its timeout at the latest. Raises
+        AttachError when the instance does not run or its engine cannot be
+        reached.
+
     The terminal's two methods are coroutines, for the web process's event loop:
 
     attach(instance)
@@ -149,6 +179,9 @@ class Backend:
 
     def prepare(self, instance: "Instance") -> bool:
         return False
+
+    def exec(self, instance: "Instance", cmd: list[str], *, stdin: bytes, timeout: float) -> Iterator[ExecEvent]:
+        raise NotImplementedError
 
     async def attach(self, instance: "Instance") -> Tty:
         raise NotImplementedError

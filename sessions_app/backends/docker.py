@@ -15,6 +15,8 @@ import fcntl
 import functools
 import json
 import logging
+import math
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -28,12 +30,16 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container, _create_container_args
 from docker.models.networks import Network
 from docker.types import LogConfig
+from docker.utils.socket import STDERR, frames_iter
 
 from sessions_app.backends.base import (
     AttachError,
     Backend,
     BackendError,
     DaemonNotReady,
+    ExecEvent,
+    ExecExit,
+    ExecOutput,
     ImageMissing,
     Poll,
     PollResult,
@@ -97,6 +103,9 @@ ROOTLESS_VARIABLE = "PLAYGROUND_ROOTLESS"
 # An option of container_options() that goes into the HostConfig as it is.
 HOST_CONFIG = "host_config_extra"
 LEARNER_UID = "1000"  # the image's `learner`
+LEARNER_HOME = "/home/learner"
+EXEC_GRACE = 10  # seconds the exec socket waits beyond a command's timeout
+KILLED = 137  # the exit code of a command killed by SIGKILL (128 + 9)
 SECCOMP_ROOTLESS = Path(settings.BASE_DIR) / "docker" / "seccomp-rootless.json"
 
 
@@ -517,6 +526,49 @@ class DockerBackend(Backend):
     def read_address(self, container: Container, network: Network) -> str | None:
         container.reload()
         return _ip_address(container, network.name)
+
+    # --- Commands ---------------------------------------------------------------
+
+    def exec(self, instance: Instance, cmd: list[str], *, stdin: bytes, timeout: float) -> Iterator[ExecEvent]:
+        """Run a command in the instance as its learner (see Backend).
+
+        The command runs under the instance's own `timeout`, which kills it
+        when its time is up; the socket gives up a little later, should the
+        instance not answer at all.
+        """
+        name = self._container_name(instance)
+        api = self.client.api
+        seconds = max(1, math.ceil(timeout))
+        try:
+            exec_id = api.exec_create(
+                name,
+                ["timeout", "--signal=KILL", str(seconds), *cmd],
+                stdin=True,
+                user=exec_user(),
+                workdir=LEARNER_HOME if exec_user() else "/root",
+            )["Id"]
+            stream = api.exec_start(exec_id, socket=True)
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise AttachError(f"exec in {name} failed: {exc}") from exc
+        raw = getattr(stream, "_sock", stream)
+        started = time.monotonic()
+        try:
+            raw.settimeout(seconds + EXEC_GRACE)
+            raw.sendall(stdin)
+            raw.shutdown(socket.SHUT_WR)
+            for number, data in frames_iter(stream, tty=False):
+                if data:
+                    yield ExecOutput("stderr" if number == STDERR else "stdout", data)
+        except OSError as exc:
+            raise AttachError(f"exec in {name} broke off: {exc}") from exc
+        finally:
+            stream.close()
+        try:
+            exit_code = api.exec_inspect(exec_id)["ExitCode"]
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise AttachError(f"exec in {name}: no exit code: {exc}") from exc
+        timed_out = exit_code == KILLED and time.monotonic() - started >= seconds
+        yield ExecExit(exit_code=exit_code if exit_code is not None else KILLED, timed_out=timed_out)
 
     # --- The terminal -----------------------------------------------------------
 

@@ -7,11 +7,15 @@ see what users see when provisioning goes wrong.
 import asyncio
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from sessions_app.backends.base import (
     AttachError,
     Backend,
+    ExecEvent,
+    ExecExit,
+    ExecOutput,
     ImageMissing,
     Poll,
     PollResult,
@@ -63,6 +67,11 @@ class FakeContainer:
     size: tuple[int, int] | None = None  # (cols, rows) of its TTY
     typed: bytes = b""  # everything written to its TTY
     attachments: list[FakeAttachment] = field(default_factory=list)
+    # What exec() runs: (cmd, stdin) -> the events; by default `cat` of stdin.
+    commands: Callable[[list[str], bytes], list[ExecEvent]] = field(
+        default=lambda cmd, stdin: [ExecOutput("stdout", stdin), ExecExit(exit_code=0, timed_out=False)]
+    )
+    ran: list[list[str]] = field(default_factory=list)  # every cmd exec() was given
 
     def output(self, data: bytes) -> None:
         """Something the "shell" prints: every attachment sees it."""
@@ -148,6 +157,11 @@ class FakeBackend(Backend):
         engine.calls.append(("prepare", instance.session_id))
         self.start(instance)
         return True
+
+    def exec(self, instance: Instance, cmd: list[str], *, stdin: bytes, timeout: float) -> Iterator[ExecEvent]:
+        container = self._running(instance)
+        container.ran.append(cmd)
+        yield from container.commands(cmd, stdin)
 
     async def attach(self, instance: Instance) -> Tty:
         container = self._running(instance)

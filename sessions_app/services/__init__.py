@@ -12,11 +12,14 @@ on one instance cannot both win.
 - prepared: the pool of sessions whose instance is started ahead of demand.
 - reconcile: bring Docker and the database back in line.
 - shares: share links of a session's terminal.
+- commands: a command run in a running instance for an API client (exec);
+  it changes nothing in the database, and runs from the web process.
 
 Services enqueue Celery tasks after commit; tasks import services inside
 their bodies, so no module imports one that imports it back.
 """
 
+from sessions_app.services.commands import instance_exec
 from sessions_app.services.instances import (
     instance_create,
     instance_fail,
@@ -50,6 +53,7 @@ from sessions_app.services.shares import share_create, share_redeem, share_revok
 __all__ = [
     "Opened",
     "instance_create",
+    "instance_exec",
     "instance_fail",
     "instance_provision",
     "instance_readdress",

@@ -1,0 +1,70 @@
+"""Commands run in a session's instance for an API client (`POST /sessions/{id}/exec`).
+
+Nothing here changes the database: the command runs through the instance's
+backend, from the web process, as the learner, and what it writes comes back
+as records ready for JSON, bounded in size.
+"""
+
+import codecs
+import logging
+from collections.abc import Iterator
+
+from django.conf import settings
+
+from sessions_app.backends import get_backend
+from sessions_app.backends.base import AttachError, ExecExit, ExecOutput
+from sessions_app.errors import InstanceNotRunning, SessionClosed, SessionHasNoInstance
+from sessions_app.models import Instance, Session
+from sessions_app.selectors import session_instance
+
+logger = logging.getLogger(__name__)
+
+EXEC_FAILED = "exec_failed"
+
+
+def instance_exec(*, session: Session, cmd: list[str], stdin: str, timeout: int) -> Iterator[dict]:
+    """Run `cmd` in the session's running instance; yield what it writes, then how it ended.
+
+    The records: `{"stream": "stdout" | "stderr", "data": text}` as output
+    arrives (UTF-8, undecodable bytes replaced), then one of
+    `{"exit_code": N, "timed_out": bool}`; or, once the output passed
+    PLAYGROUND_EXEC_OUTPUT_MAX bytes, `{"exit_code": None, "truncated": True}`:
+    the rest is not read, and the command ends by its timeout at the latest;
+    or, when the instance stopped answering, `{"exit_code": None, "error":
+    "exec_failed", "message": ...}`.
+    The checks run at once; the command starts when the first record is asked for.
+    """
+    if not session.is_open:
+        raise SessionClosed(log_message=f"exec in closed session {session.pk}")
+    instance = session_instance(session=session)
+    if instance is None:
+        raise SessionHasNoInstance(log_message=f"session {session.pk} has no instance")
+    if instance.status != Instance.Status.RUNNING:
+        raise InstanceNotRunning(log_message=f"exec in session {session.pk}: instance is {instance.status}")
+    return _run(instance, cmd, stdin.encode(), timeout)
+
+
+def _run(instance: Instance, cmd: list[str], stdin: bytes, timeout: int) -> Iterator[dict]:
+    events = get_backend().exec(instance, cmd, stdin=stdin, timeout=timeout)
+    decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in ("stdout", "stderr")}
+    budget = settings.PLAYGROUND_EXEC_OUTPUT_MAX
+    try:
+        for event in events:
+            if isinstance(event, ExecOutput):
+                budget -= len(event.data)
+                if budget < 0:
+                    yield {"exit_code": None, "truncated": True}
+                    return
+                if text := decoders[event.stream].decode(event.data):
+                    yield {"stream": event.stream, "data": text}
+            elif isinstance(event, ExecExit):
+                for name, decoder in decoders.items():
+                    if rest := decoder.decode(b"", final=True):
+                        yield {"stream": name, "data": rest}
+                yield {"exit_code": event.exit_code, "timed_out": event.timed_out}
+                return
+    except AttachError as exc:
+        logger.warning("exec in session %s: %s", instance.session_id, exc)
+        yield {"exit_code": None, "error": EXEC_FAILED, "message": "The command could not be run to its end."}
+    finally:
+        events.close()
