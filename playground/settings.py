@@ -380,8 +380,8 @@ PLAYGROUND_EXEC_OUTPUT_MAX = env_int("PLAYGROUND_EXEC_OUTPUT_MAX", 1_048_576)
 PLAYGROUND_EXEC_TIMEOUT_MAX = env_int("PLAYGROUND_EXEC_TIMEOUT_MAX", 600)
 # Whether creating a session needs a logged-in user or an API token.
 PLAYGROUND_REQUIRE_LOGIN = env_bool("PLAYGROUND_REQUIRE_LOGIN", False)
-# Request bodies are small JSON; anything larger is refused with 413.
-DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+# Request bodies are JSON, a command for exec at the largest; beyond 1 MiB, 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # The creation rate limit, the prepared sessions' lock and the terminals'
 # saved scrollback live in the cache, which all processes must share and

@@ -96,6 +96,7 @@ _REQUEST_COMPONENTS = {
     "InstanceCreate": InstanceCreateSerializer,
     "ShareCreate": ShareCreateSerializer,
     "ShareRedeem": ShareRedeemSerializer,
+    "Exec": ExecSerializer,
 }
 
 
@@ -336,6 +337,10 @@ extend_schema(
             "The session is closed (`session_closed`) or its instance does not run (`instance_not_running`).",
             SESSION_CLOSED,
             _domain_example(errors.InstanceNotRunning, "The instance is still starting"),
+        ),
+        413: _errors(
+            "The body is larger than 1 MiB.",
+            _example("Too large", "request_too_large", "The request body is larger than the API accepts."),
         ),
         415: UNSUPPORTED_MEDIA_TYPE,
     },

@@ -184,9 +184,9 @@ class SessionViewSet(PlaygroundAPIView):
 
 def _flag(request: Request, name: str) -> bool:
     value = request.query_params.get(name, "0")
-    if value not in ("0", "1", "true", "false"):
+    if value not in ("0", "1"):
         raise InvalidRequest(f"{name}: 1 or 0.")
-    return value in ("1", "true")
+    return value == "1"
 
 
 def _collected(records: Iterator[dict]) -> dict:

@@ -124,7 +124,7 @@ def test_it_refuses_other_methods_on_the_collection(api, method):
 
 
 def test_it_refuses_an_oversized_body_with_413(api):
-    response = api.post("/sessions", '{"playground_id": "' + "x" * 70_000 + '"}', content_type="application/json")
+    response = api.post("/sessions", '{"playground_id": "' + "x" * 1_100_000 + '"}', content_type="application/json")
 
     assert response.status_code == 413
     assert response.json()["error"] == "request_too_large"
