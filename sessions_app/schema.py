@@ -24,6 +24,7 @@ from sessions_app.serializers import (
     ExecSerializer,
     InstanceCreateSerializer,
     InstanceSerializer,
+    InstanceStatsSerializer,
     SessionCreateSerializer,
     SessionExtendSerializer,
     SessionSerializer,
@@ -345,6 +346,27 @@ extend_schema(
         415: UNSUPPORTED_MEDIA_TYPE,
     },
 )(SessionViewSet.exec)
+
+extend_schema(
+    operation_id="sessions_stats",
+    summary="What the instance uses",
+    description=(
+        "The running instance's CPU (rate and time), memory and its limit, processes and their limit, "
+        "network and disk traffic, and the use of its inner `/var/lib/docker`, measured now (in about "
+        "half a second). Anyone who may see the session may ask."
+    ),
+    tags=["sessions"],
+    parameters=[SESSION_ID],
+    responses={
+        200: InstanceStatsSerializer,
+        404: NOT_FOUND,
+        409: _errors(
+            "The session is closed (`session_closed`) or its instance does not run (`instance_not_running`).",
+            SESSION_CLOSED,
+            _domain_example(errors.InstanceNotRunning, "The instance is still starting"),
+        ),
+    },
+)(SessionViewSet.stats)
 
 extend_schema(
     operation_id="sessions_terminal",

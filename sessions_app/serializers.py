@@ -120,6 +120,23 @@ class ExecResultSerializer(serializers.Serializer):
     )
 
 
+class InstanceStatsSerializer(serializers.Serializer):
+    """What GET /sessions/{id}/stats answers (for the documentation; the view answers a dict)."""
+
+    cpu_percent = serializers.FloatField(help_text="of one CPU, over the last quarter second (200: two CPUs busy)")
+    cpu_seconds = serializers.FloatField(help_text="CPU time since the instance started")
+    memory_bytes = serializers.IntegerField(help_text="in use, without the page cache it could drop")
+    memory_limit_bytes = serializers.IntegerField()
+    pids = serializers.IntegerField()
+    pids_limit = serializers.IntegerField()
+    network_rx_bytes = serializers.IntegerField()
+    network_tx_bytes = serializers.IntegerField()
+    disk_read_bytes = serializers.IntegerField()
+    disk_write_bytes = serializers.IntegerField()
+    storage_used_bytes = serializers.IntegerField(allow_null=True, help_text="of the inner /var/lib/docker")
+    storage_size_bytes = serializers.IntegerField(allow_null=True)
+
+
 class InstanceCreateSerializer(StrictSerializer):
     image = StrictCharField(max_length=200, required=False)
 

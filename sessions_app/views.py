@@ -174,6 +174,10 @@ class SessionViewSet(PlaygroundAPIView):
             return Response(_collected(records))
         return StreamingHttpResponse(_ndjson(records), content_type="application/x-ndjson")
 
+    def stats(self, request: Request, pk: str) -> Response:
+        session, _ = self.session_for(request, pk, Access.READ_ONLY)
+        return Response(services.instance_stats(session=session))
+
     def terminal(self, request: Request, pk: str) -> Response:
         session, _ = self.session_for(request, pk, Access.READ_ONLY)
         instance = selectors.session_instance(session=session)

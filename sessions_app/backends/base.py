@@ -85,6 +85,24 @@ ExecEvent = ExecOutput | ExecExit
 
 
 @dataclass(frozen=True)
+class InstanceStats:
+    """What a running instance uses now, and its limits."""
+
+    cpu_percent: float  # of one CPU, over the last moment (200 = two CPUs busy)
+    cpu_seconds: float  # since the container started
+    memory_bytes: int  # without the page cache it could drop
+    memory_limit_bytes: int
+    pids: int
+    pids_limit: int
+    network_rx_bytes: int
+    network_tx_bytes: int
+    disk_read_bytes: int
+    disk_write_bytes: int
+    storage_used_bytes: int | None  # of its inner /var/lib/docker; None when unknown
+    storage_size_bytes: int | None
+
+
+@dataclass(frozen=True)
 class Tty:
     """An attached TTY: output arrives on `reader`, input goes to `writer`.
 
@@ -143,6 +161,10 @@ class Backend:
         AttachError when the instance does not run or its engine cannot be
         reached.
 
+    stats(instance)
+        What the running instance uses now (InstanceStats). Raises
+        AttachError like exec().
+
     The terminal's two methods are coroutines, for the web process's event loop:
 
     attach(instance)
@@ -181,6 +203,9 @@ class Backend:
         return False
 
     def exec(self, instance: "Instance", cmd: list[str], *, stdin: bytes, timeout: float) -> Iterator[ExecEvent]:
+        raise NotImplementedError
+
+    def stats(self, instance: "Instance") -> InstanceStats:
         raise NotImplementedError
 
     async def attach(self, instance: "Instance") -> Tty:

@@ -41,6 +41,7 @@ from sessions_app.backends.base import (
     ExecExit,
     ExecOutput,
     ImageMissing,
+    InstanceStats,
     Poll,
     PollResult,
     StartResult,
@@ -106,6 +107,7 @@ LEARNER_UID = "1000"  # the image's `learner`
 LEARNER_HOME = "/home/learner"
 EXEC_GRACE = 10  # seconds the exec socket waits beyond a command's timeout
 KILLED = 137  # the exit code of a command killed by SIGKILL (128 + 9)
+CPU_SAMPLE = 0.25  # seconds between the two samples of stats()
 SECCOMP_ROOTLESS = Path(settings.BASE_DIR) / "docker" / "seccomp-rootless.json"
 
 
@@ -569,6 +571,55 @@ class DockerBackend(Backend):
             raise AttachError(f"exec in {name}: no exit code: {exc}") from exc
         timed_out = exit_code == KILLED and time.monotonic() - started >= seconds
         yield ExecExit(exit_code=exit_code if exit_code is not None else KILLED, timed_out=timed_out)
+
+    def stats(self, instance: Instance) -> InstanceStats:
+        """Two quick samples of the engine's figures, a moment apart, for the CPU's rate (see Backend)."""
+        name = self._container_name(instance)
+        try:
+            first = self.client.api.stats(name, stream=False, one_shot=True)
+            time.sleep(CPU_SAMPLE)
+            now = self.client.api.stats(name, stream=False, one_shot=True)
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise AttachError(f"stats of {name} failed: {exc}") from exc
+        cpu, before = now["cpu_stats"], first["cpu_stats"]
+        used = cpu["cpu_usage"]["total_usage"] - before["cpu_usage"]["total_usage"]
+        elapsed = (cpu.get("system_cpu_usage") or 0) - (before.get("system_cpu_usage") or 0)
+        cpus = cpu.get("online_cpus") or 1
+        memory = now.get("memory_stats") or {}
+        page_cache = (memory.get("stats") or {}).get("total_inactive_file", 0)
+        networks = (now.get("networks") or {}).values()
+        disk = {"read": 0, "write": 0}
+        for entry in (now.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []:
+            if entry.get("op", "").lower() in disk:
+                disk[entry["op"].lower()] += entry.get("value", 0)
+        used_bytes, size_bytes = self._storage(instance)
+        return InstanceStats(
+            cpu_percent=round(used / elapsed * cpus * 100, 1) if elapsed > 0 else 0.0,
+            cpu_seconds=round(cpu["cpu_usage"]["total_usage"] / 1e9, 3),
+            memory_bytes=max(0, memory.get("usage", 0) - page_cache),
+            memory_limit_bytes=memory.get("limit", 0),
+            pids=(now.get("pids_stats") or {}).get("current", 0),
+            pids_limit=(now.get("pids_stats") or {}).get("limit", 0),
+            network_rx_bytes=sum(network.get("rx_bytes", 0) for network in networks),
+            network_tx_bytes=sum(network.get("tx_bytes", 0) for network in networks),
+            disk_read_bytes=disk["read"],
+            disk_write_bytes=disk["write"],
+            storage_used_bytes=used_bytes,
+            storage_size_bytes=size_bytes,
+        )
+
+    def _storage(self, instance: Instance) -> tuple[int | None, int | None]:
+        """The used and whole size of the instance's inner /var/lib/docker, as its `df` sees them."""
+        output, end = b"", None
+        for event in self.exec(instance, ["df", "-B1", "--output=used,size", INNER_DOCKER_DIR], stdin=b"", timeout=5):
+            if isinstance(event, ExecOutput) and event.stream == "stdout":
+                output += event.data
+            elif isinstance(event, ExecExit):
+                end = event
+        figures = output.split()[-2:]
+        if end is None or end.exit_code != 0 or len(figures) != 2 or not all(f.isdigit() for f in figures):
+            return None, None
+        return int(figures[0]), int(figures[1])
 
     # --- The terminal -----------------------------------------------------------
 

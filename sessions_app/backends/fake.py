@@ -17,6 +17,7 @@ from sessions_app.backends.base import (
     ExecExit,
     ExecOutput,
     ImageMissing,
+    InstanceStats,
     Poll,
     PollResult,
     StartResult,
@@ -72,6 +73,22 @@ class FakeContainer:
         default=lambda cmd, stdin: [ExecOutput("stdout", stdin), ExecExit(exit_code=0, timed_out=False)]
     )
     ran: list[list[str]] = field(default_factory=list)  # every cmd exec() was given
+    stats: InstanceStats = field(
+        default_factory=lambda: InstanceStats(
+            cpu_percent=1.5,
+            cpu_seconds=2.0,
+            memory_bytes=40 << 20,
+            memory_limit_bytes=2 << 30,
+            pids=30,
+            pids_limit=1000,
+            network_rx_bytes=1000,
+            network_tx_bytes=500,
+            disk_read_bytes=0,
+            disk_write_bytes=4096,
+            storage_used_bytes=1 << 20,
+            storage_size_bytes=10 << 30,
+        )
+    )
 
     def output(self, data: bytes) -> None:
         """Something the "shell" prints: every attachment sees it."""
@@ -162,6 +179,9 @@ class FakeBackend(Backend):
         container = self._running(instance)
         container.ran.append(cmd)
         yield from container.commands(cmd, stdin)
+
+    def stats(self, instance: Instance) -> InstanceStats:
+        return self._running(instance).stats
 
     async def attach(self, instance: Instance) -> Tty:
         container = self._running(instance)

@@ -12,14 +12,14 @@ on one instance cannot both win.
 - prepared: the pool of sessions whose instance is started ahead of demand.
 - reconcile: bring Docker and the database back in line.
 - shares: share links of a session's terminal.
-- commands: a command run in a running instance for an API client (exec);
-  it changes nothing in the database, and runs from the web process.
+- commands: a command run in a running instance (exec), and what it uses
+  now (stats); they change nothing in the database, and run from the web process.
 
 Services enqueue Celery tasks after commit; tasks import services inside
 their bodies, so no module imports one that imports it back.
 """
 
-from sessions_app.services.commands import instance_exec
+from sessions_app.services.commands import instance_exec, instance_stats
 from sessions_app.services.instances import (
     instance_create,
     instance_fail,
@@ -62,6 +62,7 @@ __all__ = [
     "instance_reprovision",
     "instance_requeue",
     "instance_retry_teardown",
+    "instance_stats",
     "instance_teardown",
     "instances_reconcile",
     "prepared_session_remove",

@@ -1,11 +1,13 @@
-"""Commands run in a session's instance for an API client (`POST /sessions/{id}/exec`).
+"""What an API client asks of a session's running instance: a command run in
+it (`POST /sessions/{id}/exec`) and what it uses now (`GET /sessions/{id}/stats`).
 
-Nothing here changes the database: the command runs through the instance's
-backend, from the web process, as the learner, and what it writes comes back
-as records ready for JSON, bounded in size.
+Nothing here changes the database: the instance's backend is asked, from the
+web process; a command runs as the learner, and what it writes comes back as
+records ready for JSON, bounded in size.
 """
 
 import codecs
+import dataclasses
 import logging
 from collections.abc import Iterator
 
@@ -34,14 +36,27 @@ def instance_exec(*, session: Session, cmd: list[str], stdin: str, timeout: int)
     "exec_failed", "message": ...}`.
     The checks run at once; the command starts when the first record is asked for.
     """
+    return _run(_running_instance(session, "exec"), cmd, stdin.encode(), timeout)
+
+
+def instance_stats(*, session: Session) -> dict:
+    """What the session's running instance uses now, and its limits (backends.base.InstanceStats)."""
+    instance = _running_instance(session, "stats")
+    try:
+        return dataclasses.asdict(get_backend().stats(instance))
+    except AttachError as exc:
+        raise InstanceNotRunning(log_message=str(exc)) from None
+
+
+def _running_instance(session: Session, what: str) -> Instance:
     if not session.is_open:
-        raise SessionClosed(log_message=f"exec in closed session {session.pk}")
+        raise SessionClosed(log_message=f"{what} in closed session {session.pk}")
     instance = session_instance(session=session)
     if instance is None:
         raise SessionHasNoInstance(log_message=f"session {session.pk} has no instance")
     if instance.status != Instance.Status.RUNNING:
-        raise InstanceNotRunning(log_message=f"exec in session {session.pk}: instance is {instance.status}")
-    return _run(instance, cmd, stdin.encode(), timeout)
+        raise InstanceNotRunning(log_message=f"{what} in session {session.pk}: instance is {instance.status}")
+    return instance
 
 
 def _run(instance: Instance, cmd: list[str], stdin: bytes, timeout: int) -> Iterator[dict]:

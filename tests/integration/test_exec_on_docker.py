@@ -1,4 +1,4 @@
-"""POST /sessions/{id}/exec on the real engine, through Daphne: a command runs
+"""POST /sessions/{id}/exec and GET /sessions/{id}/stats on the real engine, through Daphne: a command runs
 in the instance as its learner, its output streams as it comes, and one past
 its timeout is killed."""
 
@@ -81,3 +81,22 @@ def test_it_streams_output_as_the_command_writes_it(web, session_id):
         {"exit_code": 3, "timed_out": False},
     ]
     assert arrivals[0][0] < 2.5 < arrivals[1][0], arrivals  # the first line came before the command ended
+
+
+def test_stats_measure_what_the_instance_uses(web, session_id):
+    # Something to measure: a second of CPU work, and a file in the inner Docker's storage.
+    busy = ["sh", "-c", "echo busy; end=$(($(date +%s)+3)); while [ $(date +%s) -lt $end ]; do :; done"]
+    with api.post(f"{web.url}/sessions/{session_id}/exec", json={"cmd": busy}, stream=True, timeout=30) as running:
+        lines = running.iter_lines()
+        assert json.loads(next(lines)) == {"stream": "stdout", "data": "busy\n"}
+        stats = api.get(f"{web.url}/sessions/{session_id}/stats", timeout=30)
+        list(lines)
+
+    assert stats.status_code == 200, stats.text
+    figures = stats.json()
+    assert figures["cpu_percent"] > 20
+    assert figures["cpu_seconds"] > 0
+    assert 0 < figures["memory_bytes"] < figures["memory_limit_bytes"]
+    assert 0 < figures["pids"] < figures["pids_limit"]
+    assert figures["network_rx_bytes"] >= 0
+    assert 0 < figures["storage_used_bytes"] < figures["storage_size_bytes"]
