@@ -378,6 +378,8 @@ PLAYGROUND_MAX_TERMINALS_PER_CLIENT = env_int("PLAYGROUND_MAX_TERMINALS_PER_CLIE
 # the longest timeout a client may ask for.
 PLAYGROUND_EXEC_OUTPUT_MAX = env_int("PLAYGROUND_EXEC_OUTPUT_MAX", 1_048_576)
 PLAYGROUND_EXEC_TIMEOUT_MAX = env_int("PLAYGROUND_EXEC_TIMEOUT_MAX", 600)
+# Commands one web process runs at once (each holds a thread while it runs).
+PLAYGROUND_EXEC_CONCURRENCY = env_int("PLAYGROUND_EXEC_CONCURRENCY", 32)
 # Whether creating a session needs a logged-in user or an API token.
 PLAYGROUND_REQUIRE_LOGIN = env_bool("PLAYGROUND_REQUIRE_LOGIN", False)
 # Request bodies are JSON, a command for exec at the largest; beyond 1 MiB, 413.

@@ -344,6 +344,12 @@ extend_schema(
             _example("Too large", "request_too_large", "The request body is larger than the API accepts."),
         ),
         415: UNSUPPORTED_MEDIA_TYPE,
+        503: _errors(
+            "The web process runs as many commands as it may (`exec_busy`); `Retry-After` says when to try again.",
+            _example(
+                "Busy", "exec_busy", "The playground runs as many commands as it may; try again in a few seconds."
+            ),
+        ),
     },
 )(SessionViewSet.exec)
 

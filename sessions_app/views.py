@@ -41,6 +41,7 @@ from sessions_app.serializers import (
     TerminalSerializer,
     terminal_page_url,
 )
+from sessions_app.services import commands
 
 
 class SessionCreationThrottle(SimpleRateThrottle):
@@ -216,11 +217,12 @@ def _collected(records: Iterator[dict]) -> dict:
 async def _ndjson(records: Iterator[dict]) -> AsyncIterator[bytes]:
     """A command's records as they come, one JSON object a line, without
     holding the event loop: the command is read in a thread."""
+    loop = asyncio.get_running_loop()
     try:
-        while (record := await asyncio.to_thread(next, records, None)) is not None:
+        while (record := await loop.run_in_executor(commands.readers, next, records, None)) is not None:
             yield json.dumps(record).encode() + b"\n"
     finally:
-        await asyncio.to_thread(records.close)  # a client gone: stop reading
+        await loop.run_in_executor(commands.readers, records.close)  # a client gone: stop reading
 
 
 class ShareViewSet(PlaygroundAPIView):

@@ -9,19 +9,27 @@ records ready for JSON, bounded in size.
 import codecs
 import dataclasses
 import logging
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 
 from sessions_app.backends import get_backend
 from sessions_app.backends.base import AttachError, ExecExit, ExecOutput
-from sessions_app.errors import InstanceNotRunning, SessionClosed, SessionHasNoInstance
+from sessions_app.errors import InstanceNotRunning, ServiceUnavailable, SessionClosed, SessionHasNoInstance
 from sessions_app.models import Instance, Session
 from sessions_app.selectors import session_instance
 
 logger = logging.getLogger(__name__)
 
 EXEC_FAILED = "exec_failed"
+
+# Places for commands running at once in this process (see instance_exec).
+_places = threading.BoundedSemaphore(settings.PLAYGROUND_EXEC_CONCURRENCY)
+# The threads that read the commands' output for the event loop
+# (views._ndjson): as many as there are places, and none of the loop's own.
+readers = ThreadPoolExecutor(max_workers=settings.PLAYGROUND_EXEC_CONCURRENCY, thread_name_prefix="exec")
 
 
 def instance_exec(*, session: Session, cmd: list[str], stdin: str, timeout: int) -> Iterator[dict]:
@@ -34,9 +42,44 @@ def instance_exec(*, session: Session, cmd: list[str], stdin: str, timeout: int)
     the rest is not read, and the command ends by its timeout at the latest;
     or, when the instance stopped answering, `{"exit_code": None, "error":
     "exec_failed", "message": ...}`.
-    The checks run at once; the command starts when the first record is asked for.
+    The checks run at once; the command starts when the first record is asked
+    for. A web process runs at most PLAYGROUND_EXEC_CONCURRENCY commands at
+    once (503 `exec_busy` beyond): each holds a thread while it runs. The
+    records hold that place until they are read to their end or closed.
     """
-    return _run(_running_instance(session, "exec"), cmd, stdin.encode(), timeout)
+    instance = _running_instance(session, "exec")
+    if not _places.acquire(blocking=False):
+        raise ServiceUnavailable(
+            "The playground runs as many commands as it may; try again in a few seconds.",
+            reason="exec_busy",
+            retry_after=5,
+            log_message=f"{settings.PLAYGROUND_EXEC_CONCURRENCY} commands running: refusing another",
+        )
+    return _Holding(_run(instance, cmd, stdin.encode(), timeout), _places.release)
+
+
+class _Holding(Iterator[dict]):
+    """An iterator that calls `release` once, when it ends or is closed."""
+
+    def __init__(self, records: Iterator[dict], release) -> None:
+        self.records, self.release = records, release
+
+    def __next__(self) -> dict:
+        try:
+            return next(self.records)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        release, self.release = self.release, None
+        if release is not None:
+            try:
+                self.records.close()
+            finally:
+                release()
+
+    __del__ = close
 
 
 def instance_stats(*, session: Session) -> dict:

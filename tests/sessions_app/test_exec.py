@@ -178,3 +178,21 @@ def test_it_refuses_bad_input_with_400_and_runs_nothing(session_id, api, fake_en
     assert response.status_code == 400, response.content
     assert response.json()["error"] in ("invalid_request", "malformed_request")
     assert container(fake_engine, session_id).ran == []
+
+
+def test_a_process_runs_so_many_commands_at_once_and_frees_their_places(session_id, api, fake_engine, monkeypatch):
+    import threading
+
+    from sessions_app.services import commands
+
+    monkeypatch.setattr(commands, "_places", threading.BoundedSemaphore(1))
+    streaming = api.post(f"/sessions/{session_id}/exec", {"cmd": ["cat"], "stdin": "x"}, format="json")
+
+    refused = api.post(f"/sessions/{session_id}/exec?wait=1", {"cmd": ["id"]}, format="json")
+    assert refused.status_code == 503
+    assert refused.json()["error"] == "exec_busy"
+    assert refused["Retry-After"] == "5"
+
+    assert lines(streaming)[-1] == {"exit_code": 0, "timed_out": False}  # read to its end: its place is free
+    assert api.post(f"/sessions/{session_id}/exec?wait=1", {"cmd": ["id"]}, format="json").status_code == 200
+    assert api.post(f"/sessions/{session_id}/exec?wait=1", {"cmd": ["id"]}, format="json").status_code == 200
