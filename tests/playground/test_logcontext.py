@@ -56,3 +56,14 @@ def test_it_marks_lines_about_no_session():
     contextvars.Context().run(SessionIdFilter().filter, record)  # a context no session has touched
 
     assert record.session_id == "-"
+
+
+def test_a_job_about_no_session_is_not_tagged_with_the_last_one_of_its_thread(use_backend):
+    from playground.logcontext import current_session_id, set_session
+    from sessions_app.tasks import prepare_sessions
+
+    set_session("0123456789abcdef0123456789abcdef")  # what an earlier job in this thread was about
+
+    prepare_sessions.delay()
+
+    assert current_session_id.get() == "-"
