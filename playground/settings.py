@@ -231,7 +231,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["sessions_app.parsers.StrictJSONParser"],
     # Browsers: the Django session cookie (writes then need the CSRF token).
     # API clients: "Authorization: Token <key>" (tokens are made in the admin).
     # (Token first, so that a missing login is answered 401 with WWW-Authenticate.)
@@ -380,6 +380,8 @@ PLAYGROUND_EXEC_OUTPUT_MAX = env_int("PLAYGROUND_EXEC_OUTPUT_MAX", 1_048_576)
 PLAYGROUND_EXEC_TIMEOUT_MAX = env_int("PLAYGROUND_EXEC_TIMEOUT_MAX", 600)
 # Commands one web process runs at once (each holds a thread while it runs).
 PLAYGROUND_EXEC_CONCURRENCY = env_int("PLAYGROUND_EXEC_CONCURRENCY", 32)
+# ... and of them, one session at most this many.
+PLAYGROUND_EXEC_PER_SESSION = env_int("PLAYGROUND_EXEC_PER_SESSION", 4)
 # Whether creating a session needs a logged-in user or an API token.
 PLAYGROUND_REQUIRE_LOGIN = env_bool("PLAYGROUND_REQUIRE_LOGIN", False)
 # Request bodies are JSON, a command for exec at the largest; beyond 1 MiB, 413.

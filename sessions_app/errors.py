@@ -98,6 +98,15 @@ class TooManySessions(PlaygroundError):
         self.retry_after = retry_after
 
 
+class TooManyCommands(PlaygroundError):
+    reason = "too_many_commands"
+    message = "This session runs as many commands at once as it may; wait for one to end."
+
+    def __init__(self, message: str | None = None, *, retry_after: int, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
 class OutOfCapacity(PlaygroundError):
     reason = "out_of_capacity"
     message = "The playground is full right now; please try again in a few minutes."
@@ -153,6 +162,7 @@ _STATUS_BY_ERROR: list[tuple[type[PlaygroundError], int]] = [
     (InstanceNotRunning, status.HTTP_409_CONFLICT),
     (CannotExtend, status.HTTP_409_CONFLICT),
     (TooManySessions, status.HTTP_429_TOO_MANY_REQUESTS),
+    (TooManyCommands, status.HTTP_429_TOO_MANY_REQUESTS),
     (OutOfCapacity, status.HTTP_503_SERVICE_UNAVAILABLE),
     (ServiceUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
     (SessionAlreadyHasInstance, status.HTTP_409_CONFLICT),

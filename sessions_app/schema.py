@@ -321,7 +321,7 @@ extend_schema(
         'past PLAYGROUND_EXEC_OUTPUT_MAX bytes of output the last line is `{"exit_code": null, '
         '"truncated": true}`, and if the instance stops answering `{"exit_code": null, "error": '
         '"exec_failed", "message": "..."}`. With `?wait=1` the command is run to its end and the answer '
-        "is one JSON object."
+        "is one JSON object. A command never outlives its session: its timeout ends with the session at the latest."
     ),
     tags=["sessions"],
     parameters=[
@@ -344,6 +344,11 @@ extend_schema(
             _example("Too large", "request_too_large", "The request body is larger than the API accepts."),
         ),
         415: UNSUPPORTED_MEDIA_TYPE,
+        429: _errors(
+            "The session runs PLAYGROUND_EXEC_PER_SESSION commands already (`too_many_commands`); "
+            "`Retry-After` says when to try again.",
+            _domain_example(errors.TooManyCommands, "Too many commands"),
+        ),
         503: _errors(
             "The web process runs as many commands as it may (`exec_busy`); `Retry-After` says when to try again.",
             _example(
@@ -359,7 +364,9 @@ extend_schema(
     description=(
         "The running instance's CPU (rate and time), memory and its limit, processes and their limit, "
         "network and disk traffic, and the use of its inner `/var/lib/docker`, measured now (in about "
-        "half a second). Anyone who may see the session may ask."
+        "half a second; viewers asking within 2 seconds of each other share one measure). Anyone who may see "
+        "the session may ask. The storage figures are null when the instance's disk is not a bounded disk "
+        "of its own."
     ),
     tags=["sessions"],
     parameters=[SESSION_ID],

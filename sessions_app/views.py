@@ -217,12 +217,22 @@ def _collected(records: Iterator[dict]) -> dict:
 async def _ndjson(records: Iterator[dict]) -> AsyncIterator[bytes]:
     """A command's records as they come, one JSON object a line, without
     holding the event loop: the command is read in a thread."""
-    loop = asyncio.get_running_loop()
+    reading = None
     try:
-        while (record := await loop.run_in_executor(commands.readers, next, records, None)) is not None:
+        while True:
+            reading = commands.readers.submit(next, records, None)
+            if (record := await asyncio.wrap_future(reading)) is None:
+                break
             yield json.dumps(record).encode() + b"\n"
     finally:
-        await loop.run_in_executor(commands.readers, records.close)  # a client gone: stop reading
+        # A client gone: stop reading once the read under way returns (the
+        # command's timeout bounds it), on a reader thread, never beside it.
+        # (The thread's own future: the loop's wrapper of it is cancelled
+        # with the response, while the thread reads on.)
+        if reading is not None and not reading.done():
+            reading.add_done_callback(lambda _: commands.readers.submit(records.close))
+        else:
+            commands.readers.submit(records.close)
 
 
 class ShareViewSet(PlaygroundAPIView):

@@ -96,7 +96,7 @@ def parse_control(text: str) -> dict:
     """Validate a text frame; raises ControlError with a message for the client."""
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
         raise ControlError("Control messages are JSON objects.") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ControlError('Control messages are JSON objects with a "type".')

@@ -535,8 +535,9 @@ class DockerBackend(Backend):
         """Run a command in the instance as its learner (see Backend).
 
         The command runs under the instance's own `timeout`, which kills it
-        when its time is up; the socket gives up a little later, should the
-        instance not answer at all.
+        (and its process group) when its time is up. Reading stops a little
+        later all the same, should the instance not answer, or should a
+        process that left the group (`setsid`) keep the output open.
         """
         name = self._container_name(instance)
         api = self.client.api
@@ -554,6 +555,7 @@ class DockerBackend(Backend):
             raise AttachError(f"exec in {name} failed: {exc}") from exc
         raw = getattr(stream, "_sock", stream)
         started = time.monotonic()
+        deadline = started + seconds + EXEC_GRACE
         try:
             raw.settimeout(seconds + EXEC_GRACE)
             raw.sendall(stdin)
@@ -561,6 +563,13 @@ class DockerBackend(Backend):
             for number, data in frames_iter(stream, tty=False):
                 if data:
                     yield ExecOutput("stderr" if number == STDERR else "stdout", data)
+                if (left := deadline - time.monotonic()) <= 0:
+                    raise TimeoutError
+                raw.settimeout(left)
+        except TimeoutError:
+            logger.info("exec in %s: output still open past its timeout; no longer read", name)
+            yield ExecExit(exit_code=KILLED, timed_out=True)
+            return
         except OSError as exc:
             raise AttachError(f"exec in {name} broke off: {exc}") from exc
         finally:
@@ -586,7 +595,8 @@ class DockerBackend(Backend):
         elapsed = (cpu.get("system_cpu_usage") or 0) - (before.get("system_cpu_usage") or 0)
         cpus = cpu.get("online_cpus") or 1
         memory = now.get("memory_stats") or {}
-        page_cache = (memory.get("stats") or {}).get("total_inactive_file", 0)
+        counters = memory.get("stats") or {}
+        page_cache = counters.get("total_inactive_file", counters.get("inactive_file", 0))  # cgroup v1, v2
         networks = (now.get("networks") or {}).values()
         disk = {"read": 0, "write": 0}
         for entry in (now.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []:
@@ -609,7 +619,17 @@ class DockerBackend(Backend):
         )
 
     def _storage(self, instance: Instance) -> tuple[int | None, int | None]:
-        """The used and whole size of the instance's inner /var/lib/docker, as its `df` sees them."""
+        """The used and whole size of the instance's inner /var/lib/docker, as its `df` sees them.
+
+        Only for a disk of its own (see ensure_volume): an unbounded volume
+        lies on the host's filesystem, whose figures are not the learner's to see.
+        """
+        try:
+            options = self.client.volumes.get(resource_names(instance)["volume"]).attrs.get("Options") or {}
+        except (DockerException, requests.exceptions.RequestException):
+            return None, None
+        if "device" not in options:
+            return None, None
         output, end = b"", None
         for event in self.exec(instance, ["df", "-B1", "--output=used,size", INNER_DOCKER_DIR], stdin=b"", timeout=5):
             if isinstance(event, ExecOutput) and event.stream == "stdout":

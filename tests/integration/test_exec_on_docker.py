@@ -100,3 +100,16 @@ def test_stats_measure_what_the_instance_uses(web, session_id):
     assert 0 < figures["pids"] < figures["pids_limit"]
     assert figures["network_rx_bytes"] >= 0
     assert 0 < figures["storage_used_bytes"] < figures["storage_size_bytes"]
+
+
+def test_a_process_that_leaves_the_commands_group_does_not_hold_the_answer(web, session_id):
+    # `setsid -f` escapes the process group that `timeout` kills, and keeps
+    # the output open; the answer comes when the command itself has ended.
+    escape = ["setsid", "-f", "sh", "-c", "while :; do echo still here; sleep 1; done"]
+    started = time.monotonic()
+
+    ran = run(web, session_id, cmd=escape, timeout=5)
+
+    assert ran.status_code == 200, ran.text
+    assert time.monotonic() - started < 5 + 10 + 5, ran.json()  # its timeout, the grace, and slack
+    assert ran.json()["exit_code"] is not None, ran.json()

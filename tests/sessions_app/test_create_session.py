@@ -129,3 +129,11 @@ def test_it_refuses_an_oversized_body_with_413(api):
     assert response.status_code == 413
     assert response.json()["error"] == "request_too_large"
     assert Session.objects.count() == 0
+
+
+def test_it_refuses_json_nested_too_deep_with_400(api):
+    response = api.post("/sessions", "[" * 100_000 + "]" * 100_000, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed_request"
+    assert Session.objects.count() == 0

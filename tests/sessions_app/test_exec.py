@@ -1,8 +1,10 @@
 """POST /sessions/{id}/exec: a command in the instance, its output streamed or in one answer."""
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from sessions_app.backends.base import ExecExit, ExecOutput
@@ -74,7 +76,9 @@ def test_it_says_when_the_command_ran_out_of_time(session_id, api, fake_engine):
 
 
 def test_it_stops_reading_past_the_output_limit(session_id, api, fake_engine, settings):
-    settings.PLAYGROUND_EXEC_OUTPUT_MAX = 10
+    from sessions_app.services.commands import RECORD_COST
+
+    settings.PLAYGROUND_EXEC_OUTPUT_MAX = 2 * (5 + RECORD_COST)  # two pieces of 5 bytes, each in a record
     read = []
 
     def flood(cmd, stdin):
@@ -91,6 +95,21 @@ def test_it_stops_reading_past_the_output_limit(session_id, api, fake_engine, se
     assert streamed == [{"stream": "stdout", "data": "12345"}] * 2 + [{"exit_code": None, "truncated": True}]
     assert waited == {"stdout": "1234512345", "stderr": "", "exit_code": None, "timed_out": False, "truncated": True}
     assert len(read) == 6  # three pieces a command, the third not passed on
+
+
+def test_a_command_writing_a_byte_at_a_time_is_cut_off_as_soon(session_id, api, fake_engine, settings):
+    from sessions_app.services.commands import RECORD_COST
+
+    settings.PLAYGROUND_EXEC_OUTPUT_MAX = 100 * (1 + RECORD_COST)
+    container(fake_engine, session_id).commands = lambda cmd, stdin: (
+        *(ExecOutput("stdout", b"y") for _ in range(10_000)),
+        ExecExit(exit_code=0, timed_out=False),
+    )
+
+    waited = api.post(f"/sessions/{session_id}/exec?wait=1", {"cmd": ["yes"]}, format="json").json()
+
+    assert waited["truncated"] is True
+    assert waited["stdout"] == "y" * 100
 
 
 def test_a_read_write_share_may_run_commands_and_a_read_only_one_may_not(session_id, api, fake_engine):
@@ -125,6 +144,33 @@ def test_it_refuses_while_the_instance_does_not_run(session_id, api, fake_engine
 
     assert response.status_code == 409
     assert response.json()["error"] == "instance_not_running"
+
+
+def test_it_refuses_in_a_session_past_its_end_not_yet_reaped(session_id, api, fake_engine):
+    Session.objects.filter(pk=session_id).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    response = api.post(f"/sessions/{session_id}/exec", {"cmd": ["id"]}, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["error"] == "session_closed"
+    assert container(fake_engine, session_id).ran == []
+
+
+def test_a_command_never_outlives_its_session(session_id, api, fake_engine, monkeypatch):
+    from sessions_app.backends.fake import FakeBackend
+
+    given = []
+
+    def exec_(self, instance, cmd, *, stdin, timeout):
+        given.append(timeout)
+        yield ExecExit(exit_code=0, timed_out=False)
+
+    monkeypatch.setattr(FakeBackend, "exec", exec_)
+    Session.objects.filter(pk=session_id).update(expires_at=timezone.now() + timedelta(seconds=30))
+
+    api.post(f"/sessions/{session_id}/exec?wait=1", {"cmd": ["sleep", "600"], "timeout": 600}, format="json")
+
+    assert 28 <= given[0] <= 30
 
 
 def test_it_refuses_in_a_closed_session(session_id, api, fake_engine):
@@ -196,3 +242,49 @@ def test_a_process_runs_so_many_commands_at_once_and_frees_their_places(session_
     assert lines(streaming)[-1] == {"exit_code": 0, "timed_out": False}  # read to its end: its place is free
     assert api.post(f"/sessions/{session_id}/exec?wait=1", {"cmd": ["id"]}, format="json").status_code == 200
     assert api.post(f"/sessions/{session_id}/exec?wait=1", {"cmd": ["id"]}, format="json").status_code == 200
+
+
+def test_one_session_runs_so_many_commands_at_once(session_id, open_session, api, fake_engine, settings):
+    settings.PLAYGROUND_EXEC_PER_SESSION = 2
+    other = open_session()
+    held = [api.post(f"/sessions/{session_id}/exec", {"cmd": ["cat"]}, format="json") for _ in range(2)]
+
+    refused = api.post(f"/sessions/{session_id}/exec?wait=1", {"cmd": ["id"]}, format="json")
+    elsewhere = api.post(f"/sessions/{other}/exec?wait=1", {"cmd": ["id"]}, format="json")
+
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "too_many_commands"
+    assert refused["Retry-After"] == "5"
+    assert elsewhere.status_code == 200
+    for response in held:
+        lines(response)
+    assert api.post(f"/sessions/{session_id}/exec?wait=1", {"cmd": ["id"]}, format="json").status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_a_client_gone_mid_read_frees_the_place_once_the_read_under_way_returns():
+    import asyncio
+    import threading
+
+    from sessions_app.services.commands import _Holding
+    from sessions_app.views import _ndjson
+
+    more, released = threading.Event(), threading.Event()
+
+    def records():
+        yield {"stream": "stdout", "data": "a"}
+        more.wait(10)  # a command that writes nothing for a while
+        yield {"stream": "stdout", "data": "b"}
+
+    stream = _ndjson(_Holding(records(), released.set))
+    assert await anext(stream) == b'{"stream": "stdout", "data": "a"}\n'
+    waiting = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.2)  # a reader thread is inside next() now
+
+    waiting.cancel()  # the client hung up: Django cancels the response
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+    assert not released.is_set()  # its thread is still busy: so is its place
+    more.set()
+    assert await asyncio.to_thread(released.wait, 5)

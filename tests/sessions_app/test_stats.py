@@ -11,6 +11,13 @@ from sessions_app.models import Instance
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _nothing_measured_yet(monkeypatch):
+    from sessions_app.services import commands
+
+    monkeypatch.setattr(commands, "_measured", {})
+
+
 def test_it_answers_what_the_backend_measures(session_id, api, fake_engine):
     measured = fake_engine.containers[f"playground-{session_id}"].stats
 
@@ -52,3 +59,16 @@ def test_it_answers_409_when_the_container_is_gone(session_id, api, fake_engine)
 
     assert response.status_code == 409
     assert response.json()["error"] == "instance_not_running"
+
+
+def test_viewers_polling_at_once_share_one_measure(session_id, api, fake_engine, monkeypatch):
+    from sessions_app.backends.fake import FakeBackend
+
+    measures = []
+    stats = FakeBackend.stats
+    monkeypatch.setattr(FakeBackend, "stats", lambda self, instance: measures.append(1) or stats(self, instance))
+
+    answers = [api.get(f"/sessions/{session_id}/stats").json() for _ in range(5)]
+
+    assert len(measures) == 1
+    assert all(answer == answers[0] for answer in answers)

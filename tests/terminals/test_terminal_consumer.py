@@ -167,6 +167,7 @@ async def test_it_accepts_a_client_that_sends_no_origin():
     ("frame", "error"),
     [
         ("not json", "Control messages are JSON objects."),
+        ("[" * 30_000 + "]" * 30_000, "Control messages are JSON objects."),
         ("[1, 2]", 'Control messages are JSON objects with a "type".'),
         ('{"type": "dance"}', "Unknown control message type 'dance'."),
         ('{"type": "resize", "cols": 0, "rows": 24}', "resize needs whole numbers cols and rows from 1 to 1000."),
