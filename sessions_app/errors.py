@@ -89,34 +89,30 @@ class CannotExtend(PlaygroundError):
     message = "The session already lasts as long as it may."
 
 
-class TooManySessions(PlaygroundError):
+class RetryLater(PlaygroundError):
+    """Refused for now: `retry_after` seconds later it may be accepted (the Retry-After header)."""
+
+    def __init__(self, message: str | None = None, *, retry_after: int, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class TooManySessions(RetryLater):
     reason = "too_many_sessions"
     message = "You have as many open sessions as you may; close one first."
 
-    def __init__(self, message: str | None = None, *, retry_after: int, **kwargs) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
 
-
-class TooManyCommands(PlaygroundError):
+class TooManyCommands(RetryLater):
     reason = "too_many_commands"
     message = "This session runs as many commands at once as it may; wait for one to end."
 
-    def __init__(self, message: str | None = None, *, retry_after: int, **kwargs) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
 
-
-class OutOfCapacity(PlaygroundError):
+class OutOfCapacity(RetryLater):
     reason = "out_of_capacity"
     message = "The playground is full right now; please try again in a few minutes."
 
-    def __init__(self, message: str | None = None, *, retry_after: int, **kwargs) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
 
-
-class ServiceUnavailable(PlaygroundError):
+class ServiceUnavailable(RetryLater):
     """A server the platform needs (its database, broker or cache) is out of
     reach or saturated for now; nothing was changed, and trying again soon will do."""
 
@@ -124,9 +120,8 @@ class ServiceUnavailable(PlaygroundError):
     message = "The playground is overloaded or restarting; please try again in a few seconds."
 
     def __init__(self, message: str | None = None, *, reason: str, retry_after: int = 2, **kwargs) -> None:
-        super().__init__(message, **kwargs)
+        super().__init__(message, retry_after=retry_after, **kwargs)
         self.reason = reason
-        self.retry_after = retry_after
 
 
 def as_unavailable(exc: BaseException) -> ServiceUnavailable | None:
@@ -193,7 +188,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         for error_class, code in _STATUS_BY_ERROR:
             if isinstance(exc, error_class):
                 (logger.warning if code >= 500 else logger.info)("%s: %s", exc.reason, exc.log_message)
-                headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
+                headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RetryLater) else None
                 return Response(error_body(exc.reason, exc.message), status=code, headers=headers)
     if isinstance(exc, RequestDataTooBig):
         return Response(
