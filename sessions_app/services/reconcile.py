@@ -34,7 +34,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sessions_app.backends import get_backend
-from sessions_app.backends.base import PollResult
+from sessions_app.backends.base import PollResult, TransientBackendError
 from sessions_app.models import Instance, PreparedSession, Session
 from sessions_app.services.instances import instance_fail, instance_readdress, instance_requeue, instance_retry_teardown
 from sessions_app.services.prepared import prepared_session_remove, sessions_unprepare
@@ -89,7 +89,13 @@ def _remove_leftovers(report: Report) -> None:
     ) | set(PreparedSession.objects.filter(pk__in=present).values_list("pk", flat=True))
     for session_id in sorted(present - wanted):
         logger.info("session %s: removing what Docker still holds of it", session_id)
-        backend.remove_orphan(session_id)
+        try:
+            backend.remove_orphan(session_id)
+        except TransientBackendError as exc:
+            # A removal under way (a teardown racing this pass), or the engine
+            # busy: the next pass tries again, and this one goes on.
+            logger.info("session %s: not removed yet: %s", session_id, exc.log_message)
+            continue
         report.removed.append(session_id)
 
 
@@ -106,7 +112,11 @@ def _release_leftover_disks(report: Report) -> None:
     ) | set(PreparedSession.objects.filter(storage_token__in=present).values_list("storage_token", flat=True))
     for token in sorted(present - claimed):
         logger.info("releasing the disk %s, which no instance claims", token)
-        backend.release_storage(token)
+        try:
+            backend.release_storage(token)
+        except TransientBackendError as exc:
+            logger.info("the disk %s: not released yet: %s", token, exc.log_message)
+            continue
         report.disks_released.append(token)
 
 

@@ -101,3 +101,27 @@ def test_it_releases_a_disk_that_no_instance_claims(fake_engine, run_on_commit, 
 
     assert report.disks_released == ["a-disk-left-behind"]
     assert fake_engine.disks == {Instance.objects.get(session_id=session_id).storage_token}
+
+
+def test_a_removal_under_way_does_not_stop_the_rest_of_the_pass(fake_engine, run_on_commit, session_id, monkeypatch):
+    from sessions_app.backends.base import TransientBackendError
+    from sessions_app.backends.fake import FakeBackend
+
+    busy, gone = "1" * 32, "9" * 32
+    for name in (busy, gone):
+        fake_engine.containers[f"playground-{name}"] = FakeContainer(name=f"playground-{name}")
+    fake_engine.disks.add("a" * 32)  # a disk no instance claims
+    remove = FakeBackend.remove_orphan
+
+    def remove_unless_busy(self, orphan):
+        if orphan == busy:
+            raise TransientBackendError(log_message=f"removal of playground-{busy} in progress")
+        remove(self, orphan)
+
+    monkeypatch.setattr(FakeBackend, "remove_orphan", remove_unless_busy)
+
+    report = reconcile(run_on_commit)
+
+    assert report.removed == [gone]
+    assert report.disks_released == ["a" * 32]
+    assert f"playground-{busy}" in fake_engine.containers  # for the next pass
