@@ -11,7 +11,6 @@ import json
 from collections.abc import AsyncIterator, Iterator
 
 from django.conf import settings
-from django.db import connection
 from django.http import HttpResponseBase, StreamingHttpResponse
 from rest_framework import status, viewsets
 from rest_framework.authentication import SessionAuthentication
@@ -167,10 +166,6 @@ class SessionViewSet(PlaygroundAPIView):
         body = ExecSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         records = services.instance_exec(session=session, **body.validated_data)
-        # The command may run for minutes without the database: its
-        # connection goes back to the pool meanwhile.
-        if not connection.in_atomic_block:
-            connection.close()
         if wait:
             return Response(_collected(records))
         return StreamingHttpResponse(_ndjson(records), content_type="application/x-ndjson")

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.utils import timezone
 
+from playground.db import release_connection
 from sessions_app.backends import get_backend
 from sessions_app.backends.base import AttachError, ExecExit, ExecOutput
 from sessions_app.errors import (
@@ -68,6 +69,7 @@ def instance_exec(*, session: Session, cmd: list[str], stdin: str, timeout: int)
     # Never past the session's end: a command must not outlive it.
     timeout = max(1, min(timeout, int((session.expires_at - timezone.now()).total_seconds())))
     release = _take_place(session.pk)
+    release_connection()  # the command may run for minutes without the database
     return _Holding(_run(instance, cmd, data, timeout), release)
 
 

@@ -9,10 +9,11 @@ import logging
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from playground.db import release_connection
 from sessions_app import tasks
 from sessions_app.backends import get_backend
 from sessions_app.backends.base import BackendError, TransientBackendError
@@ -141,17 +142,6 @@ def provisioning_is_full(*, instance_id: int) -> bool:
     return others.count() >= settings.PLAYGROUND_MAX_PROVISIONING
 
 
-def _release_connection() -> None:
-    """Hand this thread's database connection back before seconds of Docker work.
-
-    A worker runs many provisioning jobs at once, each mostly waiting on the
-    engine; with its connection back in the pool meanwhile (PostgreSQL), a
-    few connections serve them all, and the next query takes one again.
-    """
-    if not connection.in_atomic_block:
-        connection.close()
-
-
 def instance_provision(*, instance_id: int) -> None:
     """Start an instance's container and mark it running once its daemon answers.
 
@@ -172,7 +162,7 @@ def instance_provision(*, instance_id: int) -> None:
     if not claimed:
         return  # already running, failed or being removed
     backend = get_backend()
-    _release_connection()
+    release_connection()
     try:
         result = backend.start(instance)
     except TransientBackendError:
@@ -251,7 +241,7 @@ def instance_teardown(*, instance_id: int) -> None:
     instance = Instance.objects.select_related("session").filter(pk=instance_id).first()
     if instance is None or instance.status != Status.TERMINATING:
         return
-    _release_connection()
+    release_connection()
     get_backend().remove(instance)
     if instance.session.is_open:
         Instance.objects.filter(pk=instance_id, status=Status.TERMINATING).delete()
