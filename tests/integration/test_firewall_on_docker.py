@@ -353,12 +353,23 @@ def test_it_keeps_the_hosts_ipv6_addresses_out_of_reach(sessions, docker_client)
     inside = ["nsenter", f"--net=/proc/{container.attrs['State']['Pid']}/ns/net"]
     sh(*inside, "sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=0")
 
-    def link_local_ready() -> bool:  # duplicate address detection done
-        addresses = sh(*inside, "ip", "-6", "addr", "show", "dev", "eth0")
+    def link_local_ready(*command: str) -> bool:  # duplicate address detection done
+        addresses = sh(*command)
         return "fe80" in addresses and "tentative" not in addresses
 
-    wait_for(link_local_ready, timeout=10, what="the instance's IPv6 link-local address")
     bridge = bridge_of(docker_client, container)
+    wait_for(
+        lambda: link_local_ready(*inside, "ip", "-6", "addr", "show", "dev", "eth0"),
+        timeout=10,
+        what="the instance's IPv6 link-local address",
+    )
+    # The host's side may still be checking its own address, and until then
+    # connecting from it fails with "Cannot assign requested address".
+    wait_for(
+        lambda: link_local_ready("ip", "-6", "addr", "show", "dev", bridge),
+        timeout=10,
+        what="the host's IPv6 link-local address on the bridge",
+    )
     [host_address] = re.findall(r"inet6 (fe80::[0-9a-f:]+)/", sh("ip", "-6", "addr", "show", "dev", bridge))
     dropped_before = dropped("PLAYGROUND-INPUT", "::/0", family="6")
 
