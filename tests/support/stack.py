@@ -68,21 +68,35 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.05, what: str = "
 
 
 def remove_labelled(client: docker.DockerClient) -> None:
-    """Remove what the tests made; a removal the platform already started is waited for."""
+    """Remove what the tests made; a removal the platform already started is waited for.
+
+    Instances of another test run on the same engine (another checkout's) are
+    left to that run: they carry its platform id.
+    """
+    from sessions_app.backends.docker import LABEL_PLATFORM
+
     selector = {"label": TEST_LABEL}
 
+    def ours(kind: list) -> list:
+        return [item for item in kind if (item.attrs.get("Labels") or {}).get(LABEL_PLATFORM) in (None, PLATFORM_ID)]
+
+    def containers() -> list:
+        return [
+            container
+            for container in client.containers.list(all=True, filters=selector)
+            if container.labels.get(LABEL_PLATFORM) in (None, PLATFORM_ID)
+        ]
+
     def remove_all() -> bool:
-        for kind in (client.containers.list(all=True, filters=selector), client.volumes.list(filters=selector)):
+        for kind in (containers(), ours(client.volumes.list(filters=selector))):
             for item in kind:
                 with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                     item.remove(force=True, **({"v": True} if hasattr(item, "wait") else {}))
-        for network in client.networks.list(filters=selector):
+        for network in ours(client.networks.list(filters=selector)):
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 network.remove()
         return not (
-            client.containers.list(all=True, filters=selector)
-            or client.volumes.list(filters=selector)
-            or client.networks.list(filters=selector)
+            containers() or ours(client.volumes.list(filters=selector)) or ours(client.networks.list(filters=selector))
         )
 
     wait_for(remove_all, timeout=60, interval=0.5, what="the tests' Docker objects to be removed")
