@@ -260,7 +260,7 @@ def main() -> int:
         # so that the storm meets the platform as a class would.
         waiting = wait_for_prepared(args.url, args.prepared, patience=30)
         print(f"prepared sessions waiting: {waiting}", flush=True)
-        before = {"web": resident_mib("daphne"), "worker": resident_mib("celery -A playground worker")}
+        before = {"web": resident_mib("playground.server"), "worker": resident_mib("celery -A playground worker")}
         print(f"resident memory before: web {before['web']:.0f} MiB, worker {before['worker']:.0f} MiB")
         print(f"answers while opening them: {dict(sorted(tally.codes.items()))}")
         for number in range(1, args.rounds + 1):
@@ -274,7 +274,8 @@ def main() -> int:
             time.sleep(args.settle)
             print(
                 f"resident memory after round {number} (its sessions closed, {args.settle:.0f} s later): "
-                f"web {resident_mib('daphne'):.0f} MiB, worker {resident_mib('celery -A playground worker'):.0f} MiB"
+                f"web {resident_mib('playground.server'):.0f} MiB, "
+                f"worker {resident_mib('celery -A playground worker'):.0f} MiB"
             )
     finally:
         print(f"closing {len(opened)} sessions…", flush=True)

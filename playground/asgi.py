@@ -12,13 +12,17 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from playground.accesslog import AccessLog  # noqa: E402
 from terminals.origin import OriginCheck  # noqa: E402
+from terminals.proxy import PortProxy  # noqa: E402
 from terminals.routing import websocket_urlpatterns  # noqa: E402
 
+# A learner's published ports (terminals.proxy) are served before Django sees the request.
 application = AccessLog(
-    ProtocolTypeRouter(
-        {
-            "http": django_asgi_app,
-            "websocket": OriginCheck(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-        }
+    PortProxy(
+        ProtocolTypeRouter(
+            {
+                "http": django_asgi_app,
+                "websocket": OriginCheck(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            }
+        )
     )
 )

@@ -382,6 +382,13 @@ PLAYGROUND_EXEC_TIMEOUT_MAX = env_int("PLAYGROUND_EXEC_TIMEOUT_MAX", 600)
 PLAYGROUND_EXEC_CONCURRENCY = env_int("PLAYGROUND_EXEC_CONCURRENCY", 32)
 # ... and of them, one session at most this many.
 PLAYGROUND_EXEC_PER_SESSION = env_int("PLAYGROUND_EXEC_PER_SESSION", 4)
+# A learner's published ports, through the web process's proxy (terminals/proxy.py):
+# always at /sessions/{id}/ports/{port}/, and with a domain (wildcard DNS and
+# certificate for *.domain) also at {port}-{session id}.{domain}, for apps that
+# must live at /.
+PLAYGROUND_PORTS_DOMAIN = env_str("PLAYGROUND_PORTS_DOMAIN", "").strip().strip(".").lower()
+# Connections one web process keeps open to ports at once (requests beyond wait for one).
+PLAYGROUND_PORTS_CONNECTIONS = env_int("PLAYGROUND_PORTS_CONNECTIONS", 256)
 # Whether creating a session needs a logged-in user or an API token.
 PLAYGROUND_REQUIRE_LOGIN = env_bool("PLAYGROUND_REQUIRE_LOGIN", False)
 # Request bodies are JSON, a command for exec at the largest; beyond 1 MiB, 413.

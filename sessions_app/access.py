@@ -16,10 +16,13 @@ import enum
 import json
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
+from importlib import import_module
 
 from django.conf import settings
+from django.contrib import auth
 from django.contrib.auth.models import AnonymousUser
 from django.core import signing
+from django.http import HttpRequest
 from django.utils import timezone
 
 from sessions_app.errors import NotOwner, SessionNotFound
@@ -108,18 +111,29 @@ def request_credentials(request) -> Credentials:
     return _credentials(getattr(request, "user", None), request.META.get("HTTP_AUTHORIZATION"), request.COOKIES)
 
 
-def scope_credentials(scope: dict) -> Credentials:
+def scope_credentials(scope: dict, *, with_user: bool = False) -> Credentials:
+    """Credentials of an ASGI request; `with_user`: look up the logged-in user
+    (from Django's session cookie) where no middleware put one in the scope.
+    Database access: call from sync code."""
     headers = dict(scope.get("headers") or [])
     cookies = SimpleCookie()
     try:
         cookies.load(headers.get(b"cookie", b"").decode("latin-1"))
     except Exception:  # a malformed cookie header counts as none
         cookies = SimpleCookie()
-    return _credentials(
-        scope.get("user"),
-        headers.get(b"authorization", b"").decode("latin-1") or None,
-        {name: morsel.value for name, morsel in cookies.items()},
-    )
+    values = {name: morsel.value for name, morsel in cookies.items()}
+    user = scope.get("user")
+    if user is None and with_user:
+        user = _session_user(values.get(settings.SESSION_COOKIE_NAME))
+    return _credentials(user, headers.get(b"authorization", b"").decode("latin-1") or None, values)
+
+
+def _session_user(session_key: str | None):
+    if not session_key:
+        return AnonymousUser()
+    request = HttpRequest()
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    return auth.get_user(request)
 
 
 # --- Deciding ------------------------------------------------------------------------

@@ -140,6 +140,16 @@ def as_unavailable(exc: BaseException) -> ServiceUnavailable | None:
     return None
 
 
+class PortNotListening(PlaygroundError):
+    reason = "port_not_listening"
+    message = "Nothing in the session's instance listens on that port."
+
+
+class PortUnreachable(PlaygroundError):
+    reason = "port_unreachable"
+    message = "The server on that port of the instance did not answer."
+
+
 class SessionAlreadyHasInstance(PlaygroundError):
     reason = "session_already_has_instance"
     message = "This session already has an instance. Only one instance per session is allowed."
@@ -161,6 +171,8 @@ _STATUS_BY_ERROR: list[tuple[type[PlaygroundError], int]] = [
     (OutOfCapacity, status.HTTP_503_SERVICE_UNAVAILABLE),
     (ServiceUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
     (SessionAlreadyHasInstance, status.HTTP_409_CONFLICT),
+    (PortNotListening, status.HTTP_404_NOT_FOUND),
+    (PortUnreachable, status.HTTP_502_BAD_GATEWAY),
 ]
 
 _DRF_REASONS: dict[type[drf_exceptions.APIException], str] = {
@@ -177,6 +189,11 @@ _DRF_REASONS: dict[type[drf_exceptions.APIException], str] = {
 }
 
 
+def status_of(exc: PlaygroundError) -> int | None:
+    """The HTTP status that answers a domain error (None for one no request should meet)."""
+    return next((code for error_class, code in _STATUS_BY_ERROR if isinstance(exc, error_class)), None)
+
+
 def error_body(reason: str, message: str, **extra) -> dict:
     return {"error": reason, "message": message, **extra}
 
@@ -184,12 +201,10 @@ def error_body(reason: str, message: str, **extra) -> dict:
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """Answer every error with `{"error": reason, "message": text}`."""
     exc = as_unavailable(exc) or exc
-    if isinstance(exc, PlaygroundError):
-        for error_class, code in _STATUS_BY_ERROR:
-            if isinstance(exc, error_class):
-                (logger.warning if code >= 500 else logger.info)("%s: %s", exc.reason, exc.log_message)
-                headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RetryLater) else None
-                return Response(error_body(exc.reason, exc.message), status=code, headers=headers)
+    if isinstance(exc, PlaygroundError) and (code := status_of(exc)) is not None:
+        (logger.warning if code >= 500 else logger.info)("%s: %s", exc.reason, exc.log_message)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RetryLater) else None
+        return Response(error_body(exc.reason, exc.message), status=code, headers=headers)
     if isinstance(exc, RequestDataTooBig):
         return Response(
             error_body("request_too_large", "The request body is larger than the API accepts."),

@@ -134,6 +134,9 @@ class Session(models.Model):
     expires_at = models.DateTimeField(db_index=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True, help_text="Last terminal input.")
+    public_ports = models.JSONField(
+        default=list, blank=True, help_text="Ports of the instance that anyone with their link may open."
+    )
 
     class Meta:
         ordering = ["-created_at"]

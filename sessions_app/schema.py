@@ -25,6 +25,8 @@ from sessions_app.serializers import (
     InstanceCreateSerializer,
     InstanceSerializer,
     InstanceStatsSerializer,
+    PortPublicSerializer,
+    PortSerializer,
     SessionCreateSerializer,
     SessionExtendSerializer,
     SessionSerializer,
@@ -380,6 +382,49 @@ extend_schema(
         ),
     },
 )(SessionViewSet.stats)
+
+PORTS_409 = _errors(
+    "The session is closed (`session_closed`) or its instance does not run (`instance_not_running`).",
+    SESSION_CLOSED,
+    _domain_example(errors.InstanceNotRunning, "The instance is still starting"),
+)
+
+extend_schema(
+    operation_id="sessions_ports",
+    summary="The instance's listening ports",
+    description=(
+        "The TCP ports something in the running instance listens on, other than on loopback: the ports its "
+        "containers publish (`docker run -p 8080:80`) and the instance's own servers, as they are now (within "
+        "a second). Each is served by the platform at `url` (`/sessions/{id}/ports/{port}/`, HTTP and "
+        "WebSockets); `open_url` is for a browser, and leads to the port's own host name "
+        "(`{port}-{id}.{PLAYGROUND_PORTS_DOMAIN}`) where the operator set one. Only the session's owner "
+        "and its share links' holders may open a port, unless it is `public`. Anyone who may see the "
+        "session may ask."
+    ),
+    tags=["sessions"],
+    parameters=[SESSION_ID],
+    responses={200: PortSerializer(many=True), 404: NOT_FOUND, 409: PORTS_409},
+)(SessionViewSet.ports)
+
+extend_schema(
+    operation_id="sessions_ports_publish",
+    summary="Make a port public, or private again",
+    description=(
+        "`public: true` lets anyone with the port's link open it (a demo for the room); `false` keeps it to "
+        "the session's owner and share links' holders again. The port need not listen yet. Needs the owner "
+        "or a read-write share."
+    ),
+    tags=["sessions"],
+    parameters=[SESSION_ID],
+    request=PortPublicSerializer,
+    responses={
+        200: PortSerializer,
+        400: _errors("A malformed body.", INVALID, MALFORMED),
+        403: NOT_OWNER,
+        404: NOT_FOUND,
+        415: UNSUPPORTED_MEDIA_TYPE,
+    },
+)(SessionViewSet.publish_port)
 
 extend_schema(
     operation_id="sessions_terminal",

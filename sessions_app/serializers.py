@@ -32,6 +32,15 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A boolean field that takes JSON's true and false only."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know, so a typo is an error and not a silent default."""
 
@@ -306,6 +315,30 @@ class TerminalSerializer(InstanceSerializer):
             **super().to_representation(instance),
             "ws_url": self.get_ws_url(instance),
         }
+
+
+class PortPublicSerializer(StrictSerializer):
+    port = StrictIntegerField(min_value=1, max_value=65535)
+    public = StrictBooleanField()
+
+
+class PortSerializer(serializers.Serializer):
+    """One listening port of the instance (the view answers dicts of these fields)."""
+
+    port = serializers.IntegerField()
+    public = serializers.BooleanField(help_text="anyone with its link may open it, not only the session's people")
+    url = serializers.URLField(help_text="the port through the platform, under the session's path")
+    open_url = serializers.URLField(
+        help_text="for a browser: opens the port at its own host name where the operator set "
+        "PLAYGROUND_PORTS_DOMAIN, else at `url`"
+    )
+
+
+def port_urls(request, session_id: str, port: int) -> dict:
+    return {
+        "url": request.build_absolute_uri(f"/sessions/{session_id}/ports/{port}/"),
+        "open_url": request.build_absolute_uri(f"/p/{session_id}/ports/{port}"),
+    }
 
 
 def terminal_page_url(request, session_id: str) -> str:

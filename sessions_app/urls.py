@@ -13,6 +13,7 @@ terminal = SessionViewSet.as_view({"get": "terminal"})
 extend = SessionViewSet.as_view({"post": "extend"})
 exec_command = SessionViewSet.as_view({"post": "exec"})
 stats = SessionViewSet.as_view({"get": "stats"})
+ports = SessionViewSet.as_view({"get": "ports", "post": "publish_port"})
 shares = ShareViewSet.as_view({"get": "list", "post": "create"})
 share = ShareViewSet.as_view({"delete": "destroy"})
 redeem = ShareViewSet.as_view({"post": "redeem"})
@@ -26,6 +27,8 @@ urlpatterns = [
     re_path(rf"^sessions/{SESSION}/extend/?$", extend, name="session-extend"),
     re_path(rf"^sessions/{SESSION}/exec/?$", exec_command, name="session-exec"),
     re_path(rf"^sessions/{SESSION}/stats/?$", stats, name="session-stats"),
+    # (A port itself, /sessions/{id}/ports/{port}/..., is terminals.proxy's, in front of Django.)
+    re_path(rf"^sessions/{SESSION}/ports/?$", ports, name="session-ports"),
     re_path(rf"^sessions/{NESTED_SESSION}/shares/?$", shares, name="session-shares"),
     re_path(rf"^sessions/{NESTED_SESSION}/shares/(?P<pk>[^/]+)/?$", share, name="session-share"),
     re_path(r"^shares/redeem/?$", redeem, name="shares-redeem"),

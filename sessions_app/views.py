@@ -31,6 +31,7 @@ from sessions_app.serializers import (
     ExecSerializer,
     InstanceCreateSerializer,
     InstanceSerializer,
+    PortPublicSerializer,
     SessionCreateSerializer,
     SessionExtendSerializer,
     SessionSerializer,
@@ -38,6 +39,7 @@ from sessions_app.serializers import (
     ShareRedeemSerializer,
     ShareSerializer,
     TerminalSerializer,
+    port_urls,
     terminal_page_url,
 )
 from sessions_app.services import commands
@@ -173,6 +175,18 @@ class SessionViewSet(PlaygroundAPIView):
     def stats(self, request: Request, pk: str) -> Response:
         session, _ = self.session_for(request, pk, Access.READ_ONLY)
         return Response(services.instance_stats(session=session))
+
+    def ports(self, request: Request, pk: str) -> Response:
+        session, _ = self.session_for(request, pk, Access.READ_ONLY)
+        ports = services.session_ports(session=session)
+        return Response([{**port, **port_urls(request, session.pk, port["port"])} for port in ports])
+
+    def publish_port(self, request: Request, pk: str) -> Response:
+        session, _ = self.session_for(request, pk, Access.READ_WRITE)
+        body = PortPublicSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        port = services.port_set_public(session=session, **body.validated_data)
+        return Response({**port, **port_urls(request, session.pk, port["port"])})
 
     def terminal(self, request: Request, pk: str) -> Response:
         session, _ = self.session_for(request, pk, Access.READ_ONLY)

@@ -8,4 +8,5 @@ urlpatterns = [
     path("", views.index, name="index"),
     # Like the API's routes, with or without a trailing slash.
     re_path(r"^p/(?P<session_id>[^/]+)/?$", views.session, name="session"),
+    re_path(r"^p/(?P<session_id>[^/]+)/ports/(?P<port>[0-9]{1,5})/?$", views.open_port, name="open-port"),
 ]

@@ -6,6 +6,7 @@ must work in a fresh process, after a crash, and when called twice.
 """
 
 import asyncio
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -82,6 +83,30 @@ class ExecExit:
 
 
 ExecEvent = ExecOutput | ExecExit
+
+
+def listening_in(proc_net_tcp: str) -> set[int]:
+    """The ports listened on, other than on loopback, in /proc/net/tcp and tcp6 text.
+
+    Each line gives `local_address` as hex address:port; an address is kept
+    in 32-bit words of the host's byte order (little-endian here).
+    """
+    ports = set()
+    for line in proc_net_tcp.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or fields[3] != "0A" or ":" not in fields[1]:  # 0A: LISTEN
+            continue
+        address, _, port = fields[1].partition(":")
+        try:
+            packed = b"".join(bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, len(address), 8))
+            ip = ipaddress.ip_address(packed)
+            number = int(port, 16)
+        except ValueError:
+            continue
+        mapped = getattr(ip, "ipv4_mapped", None)
+        if not (ip.is_loopback or (mapped is not None and mapped.is_loopback)) and number:
+            ports.add(number)
+    return ports
 
 
 @dataclass(frozen=True)
@@ -164,6 +189,11 @@ class Backend:
     stats(instance)
         What the running instance uses now (InstanceStats). Raises
         AttachError like exec().
+    listening_ports(instance)
+        The TCP ports on which something in the running instance accepts
+        connections from outside it (on any address but loopback): the
+        learner's own servers and the inner engine's published ports alike.
+        Raises AttachError like exec().
 
     The terminal's two methods are coroutines, for the web process's event loop:
 
@@ -206,6 +236,9 @@ class Backend:
         raise NotImplementedError
 
     def stats(self, instance: "Instance") -> InstanceStats:
+        raise NotImplementedError
+
+    def listening_ports(self, instance: "Instance") -> set[int]:
         raise NotImplementedError
 
     async def attach(self, instance: "Instance") -> Tty:

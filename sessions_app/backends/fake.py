@@ -73,6 +73,8 @@ class FakeContainer:
         default=lambda cmd, stdin: [ExecOutput("stdout", stdin), ExecExit(exit_code=0, timed_out=False)]
     )
     ran: list[list[str]] = field(default_factory=list)  # every cmd exec() was given
+    listening: set[int] = field(default_factory=set)  # ports its "servers" listen on
+    ports_looked_up: int = 0  # calls of listening_ports()
     stats: InstanceStats = field(
         default_factory=lambda: InstanceStats(
             cpu_percent=1.5,
@@ -182,6 +184,11 @@ class FakeBackend(Backend):
 
     def stats(self, instance: Instance) -> InstanceStats:
         return self._running(instance).stats
+
+    def listening_ports(self, instance: Instance) -> set[int]:
+        container = self._running(instance)
+        container.ports_looked_up += 1
+        return set(container.listening)
 
     async def attach(self, instance: Instance) -> Tty:
         container = self._running(instance)

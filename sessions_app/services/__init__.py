@@ -14,6 +14,8 @@ on one instance cannot both win.
 - shares: share links of a session's terminal.
 - commands: a command run in a running instance (exec), and what it uses
   now (stats); they change nothing in the database, and run from the web process.
+- ports: the ports the instance listens on, which of them are public, and
+  where the platform's proxy may send a request for one.
 
 Services enqueue Celery tasks after commit; tasks import services inside
 their bodies, so no module imports one that imports it back.
@@ -33,6 +35,7 @@ from sessions_app.services.instances import (
     instance_teardown,
     provisioning_is_full,
 )
+from sessions_app.services.ports import port_set_public, port_target, port_ticket, session_ports
 from sessions_app.services.prepared import (
     prepared_session_remove,
     prepared_spec,
@@ -65,6 +68,9 @@ __all__ = [
     "instance_stats",
     "instance_teardown",
     "instances_reconcile",
+    "port_set_public",
+    "port_target",
+    "port_ticket",
     "prepared_session_remove",
     "prepared_spec",
     "provisioning_is_full",
@@ -74,6 +80,7 @@ __all__ = [
     "share_revoke",
     "session_create",
     "session_extend",
+    "session_ports",
     "session_touch",
     "sessions_prepare",
     "sessions_reap_expired",

@@ -64,7 +64,7 @@ def instance_exec(*, session: Session, cmd: list[str], stdin: str, timeout: int)
     once (503 `exec_busy` beyond): each holds a thread while it runs. The
     records hold that place until they are read to their end or closed.
     """
-    instance = _running_instance(session, "exec")
+    instance = running_instance(session, "exec")
     data = stdin.encode()
     # Never past the session's end: a command must not outlive it.
     timeout = max(1, min(timeout, int((session.expires_at - timezone.now()).total_seconds())))
@@ -133,7 +133,7 @@ class _Holding(Iterator[dict]):
 
 def instance_stats(*, session: Session) -> dict:
     """What the session's running instance uses now, and its limits (backends.base.InstanceStats)."""
-    instance = _running_instance(session, "stats")
+    instance = running_instance(session, "stats")
     # Measuring costs the engine two calls and the instance a `df`: viewers
     # polling at once share one measure a moment.
     with _lock:
@@ -151,7 +151,7 @@ def instance_stats(*, session: Session) -> dict:
     return figures
 
 
-def _running_instance(session: Session, what: str) -> Instance:
+def running_instance(session: Session, what: str) -> Instance:
     if not session.is_open or session.expires_at <= timezone.now():  # ended, or about to be reaped
         raise SessionClosed(log_message=f"{what} in ended session {session.pk}")
     instance = session_instance(session=session)

@@ -21,6 +21,8 @@ ROUTES = {
     ("/sessions/{id}/extend", "post"): {"200", "400", "403", "404", "409", "415"},
     ("/sessions/{id}/exec", "post"): {"200", "400", "404", "409", "413", "415", "429", "503"},
     ("/sessions/{id}/stats", "get"): {"200", "404", "409"},
+    ("/sessions/{id}/ports", "get"): {"200", "404", "409"},
+    ("/sessions/{id}/ports", "post"): {"200", "400", "403", "404", "415"},
     ("/sessions/{id}/terminal", "get"): {"200", "404"},
     ("/sessions/{id}/shares", "get"): {"200", "403", "404"},
     ("/sessions/{id}/shares", "post"): {"201", "400", "403", "404", "409", "415"},

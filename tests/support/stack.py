@@ -287,7 +287,8 @@ class WebServer(PlatformProcess):
         self.url = f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        return ["daphne", "-b", "127.0.0.1", "-p", str(self.port), "playground.asgi:application"]
+        server = [sys.executable, "-m", "playground.server"]
+        return [*server, "-b", "127.0.0.1", "-p", str(self.port), "playground.asgi:application"]
 
     def ready(self) -> bool:
         with socket.socket() as client:
