@@ -73,6 +73,7 @@ class FakeContainer:
         default=lambda cmd, stdin: [ExecOutput("stdout", stdin), ExecExit(exit_code=0, timed_out=False)]
     )
     ran: list[list[str]] = field(default_factory=list)  # every cmd exec() was given
+    measures: int = 0  # how many times stats() measured it
     stats: InstanceStats = field(
         default_factory=lambda: InstanceStats(
             cpu_percent=1.5,
@@ -181,7 +182,9 @@ class FakeBackend(Backend):
         yield from container.commands(cmd, stdin)
 
     def stats(self, instance: Instance) -> InstanceStats:
-        return self._running(instance).stats
+        container = self._running(instance)
+        container.measures += 1
+        return container.stats
 
     async def attach(self, instance: Instance) -> Tty:
         container = self._running(instance)
@@ -224,3 +227,13 @@ class SlowBackend(FakeBackend):
     def start(self, instance: Instance) -> StartResult:
         time.sleep(self.delay)
         return super().start(instance)
+
+
+class StatsFailingBackend(FakeBackend):
+    """Runs instances, but measuring them fails (an engine too loaded to answer, or an answer it cannot read)."""
+
+    failure: Exception = AttachError("fake engine: stats timed out")
+
+    def stats(self, instance: Instance) -> InstanceStats:
+        self._running(instance).measures += 1
+        raise self.failure
