@@ -372,6 +372,12 @@ PLAYGROUND_PREPARED_SESSIONS = env_int("PLAYGROUND_PREPARED_SESSIONS", 20)
 # Terminal output (bytes a second) a web process gives all the terminals that
 # flood at once, shared evenly (terminals/hub.py); one flooding alone is not held back.
 PLAYGROUND_TERMINAL_FLOOD_RATE = env_int("PLAYGROUND_TERMINAL_FLOOD_RATE", 4_000_000)
+# Seconds between two measures of an instance's stats for the viewers of its
+# terminal that show them (terminals/hub.py): one measure a period per session
+# and web process, however many viewers look.
+PLAYGROUND_STATS_EVERY = env_float("PLAYGROUND_STATS_EVERY", 2.0)
+if PLAYGROUND_STATS_EVERY <= 0:
+    raise ImproperlyConfigured(f"PLAYGROUND_STATS_EVERY must be above 0 seconds, got {PLAYGROUND_STATS_EVERY}")
 # Terminal WebSockets one client (address) may have open in one web process; beyond it, close code 4429.
 PLAYGROUND_MAX_TERMINALS_PER_CLIENT = env_int("PLAYGROUND_MAX_TERMINALS_PER_CLIENT", 20)
 # POST /sessions/{id}/exec: the most output (bytes) one command returns, and

@@ -7,6 +7,7 @@ scrape time: every web process reports the same, true numbers.
 """
 
 import logging
+from collections import Counter
 
 from django.db import DatabaseError
 from django.db.models import Count, Q, Sum
@@ -32,7 +33,17 @@ class DatabaseCollector(Collector):
         # the database at import time.
         return [
             GaugeMetricFamily("playground_sessions", "Sessions by status.", labels=["status"]),
+            GaugeMetricFamily(
+                "playground_sessions_by_playground",
+                "Sessions by playground and status.",
+                labels=["playground", "status"],
+            ),
             GaugeMetricFamily("playground_instances", "Instances by status.", labels=["status"]),
+            GaugeMetricFamily(
+                "playground_instances_by_playground",
+                "Instances by playground and status.",
+                labels=["playground", "status"],
+            ),
             HistogramMetricFamily("playground_provisioning_seconds", "Seconds from creation to a running instance."),
             CounterMetricFamily(
                 "playground_provisioning_failures", "Instances that failed to start, by reason.", labels=["reason"]
@@ -43,8 +54,8 @@ class DatabaseCollector(Collector):
     def collect(self):
         try:
             families = [
-                self.sessions(),
-                self.instances(),
+                *self.sessions(),
+                *self.instances(),
                 self.provisioning_seconds(),
                 self.provisioning_failures(),
                 self.prepared_sessions(),
@@ -58,20 +69,40 @@ class DatabaseCollector(Collector):
         yield from families
 
     @staticmethod
-    def sessions() -> GaugeMetricFamily:
-        return DatabaseCollector._by_status("playground_sessions", "Sessions by status.", Session)
+    def sessions() -> list[GaugeMetricFamily]:
+        return DatabaseCollector._by_status("playground_sessions", "Sessions", Session, playground="playground")
 
     @staticmethod
-    def instances() -> GaugeMetricFamily:
-        return DatabaseCollector._by_status("playground_instances", "Instances by status.", Instance)
+    def instances() -> list[GaugeMetricFamily]:
+        return DatabaseCollector._by_status(
+            "playground_instances", "Instances", Instance, playground="session__playground"
+        )
 
     @staticmethod
-    def _by_status(name: str, documentation: str, model: type[Session | Instance]) -> GaugeMetricFamily:
-        family = GaugeMetricFamily(name, documentation, labels=["status"])
-        counts = dict(model.objects.order_by().values_list("status").annotate(n=Count("pk")))
-        for status in sorted(set(model.Status.values) | set(counts)):
-            family.add_metric([status], counts.get(status, 0))
-        return family
+    def _by_status(
+        name: str, what: str, model: type[Session | Instance], *, playground: str
+    ) -> list[GaugeMetricFamily]:
+        """`name{status}` and `name_by_playground{playground, status}`, from one grouped query.
+
+        Every status appears, with 0 when there is none; a playground
+        appears once it has something on record.
+        """
+        rows = model.objects.order_by().values_list(playground, "status").annotate(n=Count("pk"))
+        counts = {(playground_id, status): n for playground_id, status, n in rows}
+        statuses = sorted(set(model.Status.values) | {status for _, status in counts})
+        totals = Counter()
+        for (_, status), n in counts.items():
+            totals[status] += n
+        by_status = GaugeMetricFamily(name, f"{what} by status.", labels=["status"])
+        for status in statuses:
+            by_status.add_metric([status], totals[status])
+        by_playground = GaugeMetricFamily(
+            f"{name}_by_playground", f"{what} by playground and status.", labels=["playground", "status"]
+        )
+        for playground_id in sorted({playground_id for playground_id, _ in counts}):
+            for status in statuses:
+                by_playground.add_metric([playground_id, status], counts.get((playground_id, status), 0))
+        return [by_status, by_playground]
 
     @staticmethod
     def prepared_sessions() -> GaugeMetricFamily:

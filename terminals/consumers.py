@@ -38,7 +38,7 @@ from sessions_app.messages import ENDINGS, INSTANCE_STATUS_MESSAGES
 from sessions_app.models import Instance
 from sessions_app.selectors import TerminalState, session_terminal_state
 from terminals import metrics
-from terminals.hub import Viewer, registry
+from terminals.hub import WATCHES, Viewer, registry
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,9 @@ def parse_control(text: str) -> dict:
         value = message.get("bytes")
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ControlError('ack needs a whole number of "bytes".')
+    elif kind in WATCHES:
+        if not isinstance(message.get("watch"), bool):
+            raise ControlError(f'{kind} needs "watch": true or false.')
     elif kind not in ("pause", "resume"):
         raise ControlError(f"Unknown control message type {kind!r}.")
     return message
@@ -139,6 +142,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.viewer: Viewer | None = None
         self.size: tuple[int, int] | None = None
         self.paused = False
+        self.watching: frozenset[str] = frozenset()  # what this socket asked to be told (hub.WATCHES)
         # Acknowledgements count output since the socket opened; a viewer
         # counts since it joined. The difference is the output sent before.
         self.sent_total = 0
@@ -246,7 +250,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     async def join_terminal(self, instance: Instance) -> None:
         try:
-            self.viewer = await registry.join(instance, send=self.send_output, on_end=self.terminal_ended)
+            self.viewer = await registry.join(
+                instance, send=self.send_output, on_end=self.terminal_ended, on_event=self.send_event
+            )
         except Exception as exc:
             logger.info("session %s: cannot attach to the instance yet: %s", self.session_id, exc)
             await asyncio.sleep(1)
@@ -255,6 +261,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         self.viewer.size = self.size if self.may_type else None
         if self.paused:
             self.viewer.pause(True)
+        self.viewer.watch(self.watching)
         self.viewer.hub.sizes_changed()
         await self.flush_pending_input()
 
@@ -313,6 +320,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 "ip_address": instance.ip_address,
                 "status": instance.status,
             }
+        await self.send(text_data=json.dumps(event))
+
+    async def send_event(self, event: dict) -> None:
+        """A watched figure (hub.WATCHES), e.g. {"type": "stats", ...}."""
         await self.send(text_data=json.dumps(event))
 
     async def send_error(self, message: str) -> None:
@@ -411,3 +422,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 self.viewer.pause(self.paused)
         elif kind == "ack" and self.viewer is not None:
             self.viewer.ack(message["bytes"] - self.ack_base)
+        elif kind in WATCHES:
+            # Kept for the viewers of later attachments too (the instance restarts).
+            self.watching = self.watching | {kind} if message["watch"] else self.watching - {kind}
+            if self.viewer is not None:
+                self.viewer.watch(self.watching)

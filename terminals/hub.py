@@ -22,14 +22,21 @@ Flow control: output is queued per viewer. The hub stops reading from Docker
 while any viewer is paused or has more than HIGH_WATER bytes queued or sent
 but not acknowledged, and reads again once every viewer is below LOW_WATER.
 The shell then blocks on its own TTY, so nothing buffers without bound.
+
+Watches: what a viewer may ask to be told about the instance every so often
+(its stats), as JSON events beside the output. The hub measures each kind
+once a period for all of its viewers that want it, and only while one does.
 """
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -37,6 +44,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from sessions_app.backends import get_backend
+from sessions_app.backends.base import AttachError, Backend
 from sessions_app.events import session_group
 from sessions_app.models import Instance
 
@@ -71,6 +79,31 @@ SCROLLBACK_SAVE_EVERY = 2.0  # seconds between copies of a changing scrollback t
 SCROLLBACK_KEPT_FOR = 3600  # seconds the cache keeps the copy of a session nobody watches
 
 
+@dataclass(frozen=True)
+class Watch:
+    """Something of the instance a hub measures every `every()` seconds while a viewer wants it.
+
+    `measure` blocks (it asks the engine), so it runs in a thread of its own;
+    what it returns is sent as `{"type": <kind>, **figures}`. A measure that
+    fails is logged and skipped: the terminal goes on.
+    """
+
+    measure: Callable[[Backend, Instance], dict]
+    every: Callable[[], float]  # read at every turn, so that tests may shorten it
+
+
+# The kinds a viewer may watch, by the type of their control message and event.
+WATCHES: dict[str, Watch] = {
+    "stats": Watch(
+        measure=lambda backend, instance: dataclasses.asdict(backend.stats(instance)),
+        every=lambda: settings.PLAYGROUND_STATS_EVERY,
+    ),
+}
+# The threads that measure, apart from the loop's default ones (resizes, the
+# scrollback's copies): a slow engine makes watches late, never the terminal.
+_measurers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="watch")
+
+
 def scrollback_key(instance: Instance) -> str:
     """The cache key of an instance's scrollback (by its storage token: a new instance starts blank)."""
     return f"terminal-scrollback:{instance.storage_token}"
@@ -93,7 +126,9 @@ class Viewer:
         self.acked: int | None = None  # None until the client acknowledges for the first time
         self.paused = False
         self.size: tuple[int, int] | None = None
+        self.watching: frozenset[str] = frozenset()  # the WATCHES it wants
         self.on_end: Callable[[], None] = lambda: None
+        self.on_event: Callable[[dict], Awaitable[None]] = _ignore
         self._wake = asyncio.Event()
         self._task = asyncio.create_task(self._deliver())
 
@@ -114,6 +149,10 @@ class Viewer:
     def pause(self, paused: bool) -> None:
         self.paused = paused
         self.hub.flow_changed()
+
+    def watch(self, kinds: frozenset[str]) -> None:
+        self.watching = kinds
+        self.hub.watches_changed()
 
     async def _deliver(self) -> None:
         while True:
@@ -142,6 +181,10 @@ class Viewer:
         self._task.cancel()
 
 
+async def _ignore(event: dict) -> None:
+    return None
+
+
 class TerminalHub:
     def __init__(self, instance: Instance, on_end: Callable[[], None]) -> None:
         self.session_id = instance.session_id
@@ -159,6 +202,8 @@ class TerminalHub:
         self._applied_size: tuple[int, int] | None = None
         self._resize_wanted = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._watchers: dict[str, asyncio.Task] = {}
+        self._measured_at: dict[str, float] = {}  # when each kind was last measured (monotonic)
         self._linger: asyncio.TimerHandle | None = None
         self.layer = get_channel_layer()
         self.channel: str | None = None
@@ -189,7 +234,7 @@ class TerminalHub:
     async def stop(self) -> None:
         if self._linger:
             self._linger.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._watchers.values()]:
             task.cancel()
         for viewer in self.viewers:
             viewer.close()
@@ -218,6 +263,7 @@ class TerminalHub:
             self.viewers.remove(viewer)
         self.flow_changed()
         self.sizes_changed()
+        self.watches_changed()
         if not self.viewers and not self.ended:
             self._linger = asyncio.get_running_loop().call_later(
                 LINGER_SECONDS, lambda: asyncio.ensure_future(registry.drop(self))
@@ -312,6 +358,40 @@ class TerminalHub:
                 )
             except Exception as exc:  # a cache outage costs only the copy
                 logger.info("session %s: could not save the scrollback: %s", self.session_id, exc)
+
+    # --- Watches ----------------------------------------------------------------
+
+    def watches_changed(self) -> None:
+        """Start the watches a viewer now wants; stop those that none wants any more."""
+        wanted = set() if self.ended else {kind for viewer in self.viewers for kind in viewer.watching}
+        for kind in wanted - self._watchers.keys():
+            self._watchers[kind] = asyncio.create_task(self._watch(kind))
+        for kind in self._watchers.keys() - wanted:
+            self._watchers.pop(kind).cancel()
+
+    async def _watch(self, kind: str) -> None:
+        watch, loop = WATCHES[kind], asyncio.get_running_loop()
+        while True:
+            # Once a period at most, also when viewers stop and start again
+            # (a panel folded and unfolded): a client cannot make it measure faster.
+            wait = self._measured_at.get(kind, -float("inf")) + watch.every() - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._measured_at[kind] = time.monotonic()
+            try:
+                figures = await loop.run_in_executor(_measurers, watch.measure, self.backend, self.instance)
+            except AttachError as exc:  # the instance may be going away: its hub ends soon
+                logger.info("session %s: no %s now: %s", self.session_id, kind, exc)
+                continue
+            except Exception:
+                logger.exception("session %s: measuring %s failed", self.session_id, kind)
+                continue
+            event = {"type": kind, **figures}
+            for viewer in [viewer for viewer in self.viewers if kind in viewer.watching]:
+                try:
+                    await viewer.on_event(event)
+                except Exception as exc:  # that viewer's socket is closing
+                    logger.info("session %s: could not send %s: %s", self.session_id, kind, exc)
 
     # --- Size -------------------------------------------------------------------
 
@@ -434,8 +514,15 @@ class HubRegistry:
             self._busy.pop(hub, None)
 
     async def join(
-        self, instance: Instance, send: Callable[[bytes], Awaitable[None]], on_end: Callable[[], None]
+        self,
+        instance: Instance,
+        send: Callable[[bytes], Awaitable[None]],
+        on_end: Callable[[], None],
+        on_event: Callable[[dict], Awaitable[None]] = _ignore,
     ) -> Viewer:
+        """A new viewer of the session's terminal: `send` gets its output,
+        `on_event` the events of what it watches (Viewer.watch), and `on_end`
+        is called when the instance's TTY goes away."""
         session_id = instance.session_id
         lock = self._locks.setdefault(session_id, asyncio.Lock())
         async with lock:
@@ -445,7 +532,7 @@ class HubRegistry:
                 await hub.start()
                 self.hubs[session_id] = hub
             viewer = hub.add_viewer(send)
-            viewer.on_end = on_end
+            viewer.on_end, viewer.on_event = on_end, on_event
             return viewer
 
     def _ended(self, hub: TerminalHub) -> None:

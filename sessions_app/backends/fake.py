@@ -75,6 +75,7 @@ class FakeContainer:
     ran: list[list[str]] = field(default_factory=list)  # every cmd exec() was given
     listening: set[int] = field(default_factory=set)  # ports its "servers" listen on
     ports_looked_up: int = 0  # calls of listening_ports()
+    measures: int = 0  # how many times stats() measured it
     stats: InstanceStats = field(
         default_factory=lambda: InstanceStats(
             cpu_percent=1.5,
@@ -183,7 +184,9 @@ class FakeBackend(Backend):
         yield from container.commands(cmd, stdin)
 
     def stats(self, instance: Instance) -> InstanceStats:
-        return self._running(instance).stats
+        container = self._running(instance)
+        container.measures += 1
+        return container.stats
 
     def listening_ports(self, instance: Instance) -> set[int]:
         container = self._running(instance)
@@ -231,3 +234,13 @@ class SlowBackend(FakeBackend):
     def start(self, instance: Instance) -> StartResult:
         time.sleep(self.delay)
         return super().start(instance)
+
+
+class StatsFailingBackend(FakeBackend):
+    """Runs instances, but measuring them fails (an engine too loaded to answer, or an answer it cannot read)."""
+
+    failure: Exception = AttachError("fake engine: stats timed out")
+
+    def stats(self, instance: Instance) -> InstanceStats:
+        self._running(instance).measures += 1
+        raise self.failure

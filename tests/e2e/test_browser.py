@@ -156,3 +156,40 @@ def test_the_page_reconnects_by_itself_after_a_web_restart_and_replays_the_scrol
         expect(page.locator("#overlay")).to_be_visible(timeout=15_000)
     finally:
         restarted.stop()
+
+
+def pids_shown(page) -> int:
+    return int(page.locator("#stat-pids").inner_text().split(" / ")[0])
+
+
+def test_the_stats_bar_shows_what_the_instance_uses_and_follows_it(platform, web, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{web.url}/")
+    page.locator("#start").click()
+    page.wait_for_url(re.compile(r"/p/[0-9a-f]{32}$"), timeout=15_000)
+    expect(page.locator(".xterm-rows")).to_contain_text("[node1]", timeout=60_000)
+
+    memory = page.locator("#stat-memory")
+    expect(memory).to_have_text(re.compile(r"^[1-9][\d.]* (KiB|MiB|GiB) / [1-9][\d.]* (MiB|GiB|TiB)$"), timeout=10_000)
+    expect(page.locator("#stat-pids")).to_have_text(re.compile(r"^[1-9]\d*( / [1-9]\d*)?$"))
+    expect(page.locator("#stat-cpu")).to_have_text(re.compile(r"^\d+\.\d %$"))
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "e2e-stats.png"))
+    before = pids_shown(page)
+
+    # The learner starts thirty processes: the bar follows within a few seconds.
+    page.locator(".xterm").click()
+    page.keyboard.type("for i in $(seq 30); do sleep 300 & done\n")
+    deadline = time.monotonic() + 15
+    while pids_shown(page) < before + 20:
+        assert time.monotonic() < deadline, f"pids stayed at {pids_shown(page)} (from {before})"
+        page.wait_for_timeout(250)
+
+    # Folded, the bar hides and the terminal takes its place; unfolded, it goes on.
+    terminal_height = page.locator("#terminal").bounding_box()["height"]
+    page.locator("#stats-toggle").click()
+    expect(page.locator("#stats")).to_be_hidden()
+    assert page.locator("#terminal").bounding_box()["height"] > terminal_height
+    page.locator("#stats-toggle").click()
+    measured = page.locator("#stats").get_attribute("title")
+    expect(page.locator("#stats")).not_to_have_attribute("title", measured, timeout=5_000)

@@ -50,6 +50,45 @@ def test_it_counts_sessions_and_instances_by_status(client):
 
 
 @pytest.mark.django_db
+def test_it_counts_sessions_and_instances_by_playground(client):
+    make_session(status="closed", playground_id="swarm")
+    make_instance(status="running", session=make_session(playground_id="swarm"))
+    make_instance(status="running", session=make_session(playground_id="swarm"))
+    make_instance(status="failed")  # of the default playground
+    make_session(status="expired")
+
+    lines = scrape(client)
+
+    assert samples(lines, "playground_sessions_by_playground") == [
+        'playground_sessions_by_playground{playground="default",status="closed"} 0.0',
+        'playground_sessions_by_playground{playground="default",status="expired"} 1.0',
+        'playground_sessions_by_playground{playground="default",status="open"} 1.0',
+        'playground_sessions_by_playground{playground="swarm",status="closed"} 1.0',
+        'playground_sessions_by_playground{playground="swarm",status="expired"} 0.0',
+        'playground_sessions_by_playground{playground="swarm",status="open"} 2.0',
+    ]
+    instances = samples(lines, "playground_instances_by_playground")
+    assert 'playground_instances_by_playground{playground="default",status="failed"} 1.0' in instances
+    assert 'playground_instances_by_playground{playground="default",status="running"} 0.0' in instances
+    assert 'playground_instances_by_playground{playground="swarm",status="running"} 2.0' in instances
+    assert 'playground_instances_by_playground{playground="swarm",status="failed"} 0.0' in instances
+    assert len(instances) == 2 * 6  # every status of each playground
+    # The totals over all playgrounds stay as they were.
+    assert 'playground_sessions{status="open"} 3.0' in lines
+    assert 'playground_instances{status="running"} 2.0' in lines
+
+
+@pytest.mark.django_db
+def test_it_reads_the_figures_by_playground_in_one_query_per_model(django_assert_num_queries):
+    for playground_id in ("default", "swarm", "k8s", "compose"):
+        make_instance(status="running", session=make_session(playground_id=playground_id))
+
+    with django_assert_num_queries(2):
+        DatabaseCollector.sessions()
+        DatabaseCollector.instances()
+
+
+@pytest.mark.django_db
 def test_it_builds_the_provisioning_histogram_from_the_recorded_times(client):
     for seconds in (0.4, 0.9, 1.0, 2.5, 45.0):
         make_instance(status="running", provision_seconds=seconds)

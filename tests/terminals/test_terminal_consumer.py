@@ -3,6 +3,7 @@ close codes, origin rules and control-message validation."""
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import threading
 from datetime import timedelta
@@ -14,7 +15,8 @@ from channels.testing import WebsocketCommunicator
 
 from playground.asgi import application
 from sessions_app import services
-from sessions_app.backends.fake import FakeContainer
+from sessions_app.backends.base import AttachError
+from sessions_app.backends.fake import FakeContainer, StatsFailingBackend
 from sessions_app.messages import ENDINGS
 from sessions_app.models import Instance
 from terminals.consumers import READ_ONLY_MESSAGE
@@ -175,6 +177,8 @@ async def test_it_accepts_a_client_that_sends_no_origin():
         ('{"type": "resize", "cols": 80, "rows": 100000}', "resize needs whole numbers cols and rows from 1 to 1000."),
         ('{"type": "input", "data": 5}', 'input needs a string "data".'),
         ('{"type": "ack", "bytes": -1}', 'ack needs a whole number of "bytes".'),
+        ('{"type": "stats"}', 'stats needs "watch": true or false.'),
+        ('{"type": "stats", "watch": 1}', 'stats needs "watch": true or false.'),
     ],
 )
 async def test_it_answers_a_malformed_control_message_with_an_error(frame, error):
@@ -199,6 +203,8 @@ async def test_it_accepts_valid_control_messages_silently():
         {"type": "resume"},
         {"type": "ack", "bytes": 0},
         {"type": "input", "data": "ls\r"},
+        {"type": "stats", "watch": True},
+        {"type": "stats", "watch": False},
     ):
         await ws.send_to(text_data=json.dumps(frame))
 
@@ -504,3 +510,125 @@ async def test_it_replays_the_scrollback_after_the_web_process_restarts(fake_eng
     await again.connect()
 
     assert await receive_bytes_until(again, b"restart\r\n") == b"before the restart\r\n"
+
+
+# --- Live stats, while a viewer wants them -----------------------------------------------
+
+STATS_EVERY = 0.1
+
+
+@pytest.fixture
+def stats_every(settings):
+    settings.PLAYGROUND_STATS_EVERY = STATS_EVERY
+
+
+async def stats_events(ws: WebsocketCommunicator, count: int) -> list[dict]:
+    """The next `count` stats events; terminal output on the way is skipped."""
+    events = []
+    while len(events) < count:
+        output = await ws.receive_output(timeout=3)
+        assert output["type"] == "websocket.send", output
+        if output.get("text") and (event := json.loads(output["text"]))["type"] == "stats":
+            events.append(event)
+    return events
+
+
+def watch_stats(on: bool = True) -> str:
+    return json.dumps({"type": "stats", "watch": on})
+
+
+async def test_it_sends_the_instances_stats_to_a_viewer_who_asks(fake_engine, stats_every):
+    ws, container = await attached(await open_running_session(), fake_engine)
+
+    await ws.send_to(text_data=watch_stats())
+
+    first, second = await stats_events(ws, 2)
+    assert first == {"type": "stats", **dataclasses.asdict(container.stats)}
+    assert second == first
+    await ws.disconnect()
+
+
+async def test_it_measures_nothing_while_no_viewer_wants_stats(fake_engine, stats_every):
+    ws, container = await attached(await open_running_session(), fake_engine)
+
+    await asyncio.sleep(5 * STATS_EVERY)
+    assert container.measures == 0
+    assert await ws.receive_nothing(timeout=0.2)
+
+    await ws.send_to(text_data=watch_stats())
+    await stats_events(ws, 1)
+    await ws.send_to(text_data=watch_stats(False))
+    await asyncio.sleep(2 * STATS_EVERY)  # a measure under way may still arrive
+    while not await ws.receive_nothing(timeout=0.05):
+        await ws.receive_output()
+    stopped_at = container.measures
+
+    await asyncio.sleep(5 * STATS_EVERY)
+    assert container.measures == stopped_at
+    assert await ws.receive_nothing(timeout=0.2)
+    await ws.disconnect()
+
+
+async def test_it_stops_measuring_when_the_last_viewer_who_wanted_stats_leaves(fake_engine, stats_every):
+    session_id = await open_running_session()
+    watcher, container = await attached(session_id, fake_engine)
+    other, _ = await attached(session_id, fake_engine)
+    await watcher.send_to(text_data=watch_stats())
+    await stats_events(watcher, 1)
+
+    await watcher.disconnect()
+    await asyncio.sleep(2 * STATS_EVERY)
+    left_at = container.measures
+
+    await asyncio.sleep(5 * STATS_EVERY)
+    assert container.measures == left_at
+    assert await other.receive_nothing(timeout=0.2)  # the other viewer never asked
+    await other.disconnect()
+
+
+async def test_viewers_of_one_session_share_one_measure_a_period(fake_engine, stats_every):
+    session_id = await open_running_session()
+    first, container = await attached(session_id, fake_engine)
+    second, _ = await attached(session_id, fake_engine)
+    started = asyncio.get_running_loop().time()
+
+    await first.send_to(text_data=watch_stats())
+    await second.send_to(text_data=watch_stats())
+    await stats_events(first, 8)
+    await stats_events(second, 8)
+
+    elapsed = asyncio.get_running_loop().time() - started
+    assert container.measures <= elapsed / STATS_EVERY + 1
+    await first.disconnect()
+    await second.disconnect()
+
+
+async def test_a_viewer_who_folds_and_unfolds_the_panel_cannot_make_it_measure_faster(fake_engine, stats_every):
+    ws, container = await attached(await open_running_session(), fake_engine)
+    started = asyncio.get_running_loop().time()
+
+    for _ in range(20):
+        await ws.send_to(text_data=watch_stats())
+        await asyncio.sleep(STATS_EVERY / 10)
+        await ws.send_to(text_data=watch_stats(False))
+
+    elapsed = asyncio.get_running_loop().time() - started
+    assert 1 <= container.measures <= elapsed / STATS_EVERY + 1
+    await ws.disconnect()
+
+
+@pytest.mark.parametrize("failure", [AttachError("stats timed out"), KeyError("cpu_stats")])
+async def test_a_failing_measure_leaves_the_terminal_working(
+    fake_engine, stats_every, use_backend, monkeypatch, failure
+):
+    use_backend("sessions_app.backends.fake.StatsFailingBackend")
+    monkeypatch.setattr(StatsFailingBackend, "failure", failure)
+    ws, container = await attached(await open_running_session(), fake_engine)
+
+    await ws.send_to(text_data=watch_stats())
+    await until(lambda: container.measures >= 3)
+    await ws.send_to(bytes_data=b"still here\r")
+
+    assert await receive_bytes_until(ws, b"still here\r") == b"still here\r"
+    assert await ws.receive_nothing(timeout=2 * STATS_EVERY)  # no stats, no close
+    await ws.disconnect()

@@ -1,8 +1,15 @@
 // The terminal page: xterm.js speaking the session's WebSocket protocol.
 //
 // Server → client: binary frames are terminal output; text frames are JSON
-// {"type": "status" | "error", ...}. Client → server: keystrokes as binary
-// frames, and JSON {"type": "resize" | "pause" | "resume" | "ack", ...}.
+// {"type": "status" | "expiry" | "stats" | "error", ...}. Client → server:
+// keystrokes as binary frames, and JSON {"type": "resize" | "pause" |
+// "resume" | "ack", ...}.
+//
+// Live stats: {"type": "stats", "watch": true | false} asks the server to
+// start or stop sending {"type": "stats", ...} (the fields of GET
+// /sessions/{id}/stats) every 2 s. The page watches only while its stats bar
+// shows and its tab is visible, so nobody's instance is measured for a
+// folded panel or a tab in the background.
 (() => {
   "use strict";
 
@@ -17,6 +24,10 @@
   const FONT_SIZE_DEFAULT = 14;
   const FONT_SIZE_MIN = 9;
   const FONT_SIZE_MAX = 32;
+  const STATS_SHOWN_KEY = "playground.terminal.statsShown";
+  // Of a limit: a figure past these shows amber, then red.
+  const STATS_WARN = 0.8;
+  const STATS_DANGER = 0.95;
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -29,6 +40,17 @@
     fontSmaller: $("font-smaller"),
     fontLarger: $("font-larger"),
     copy: $("copy"),
+    terminalArea: $("terminal-area"),
+    statsToggle: $("stats-toggle"),
+    stats: $("stats"),
+    statCpu: $("stat-cpu"),
+    statMemory: $("stat-memory"),
+    statMemoryItem: $("stat-memory-item"),
+    statPids: $("stat-pids"),
+    statPidsItem: $("stat-pids-item"),
+    statNetwork: $("stat-network"),
+    statDisk: $("stat-disk"),
+    statDiskItem: $("stat-disk-item"),
     // The owner's controls; a share link's holder has none of them.
     close: $("close-session"),
     extend: $("extend-session"),
@@ -59,7 +81,8 @@
 
   const state = {
     session: JSON.parse($("session-data").textContent),
-    conn: null, // {ws, pending, processed, acked, paused} for the current socket
+    conn: null, // {ws, pending, processed, acked, paused, watching} for the current socket
+    statsShown: loadStatsShown(),
     everOpened: false,
     retryTimer: null,
     retryDelay: RECONNECT_FIRST_DELAY,
@@ -235,6 +258,7 @@
     ui.overlayMessage.textContent = message;
     ui.overlayCard.dataset.tone = tone || "";
     ui.overlay.hidden = false;
+    ui.stats.dataset.stale = "";
   }
 
   // --- Terminal size and font ------------------------------------------------
@@ -277,6 +301,73 @@
       fitScheduled = false;
       fit();
     });
+  }
+
+  // --- Live stats ------------------------------------------------------------
+
+  function loadStatsShown() {
+    try {
+      return localStorage.getItem(STATS_SHOWN_KEY) !== "false";
+    } catch {
+      return true;
+    }
+  }
+
+  function setStatsShown(shown) {
+    state.statsShown = shown;
+    ui.terminalArea.classList.toggle("with-stats", shown);
+    ui.statsToggle.setAttribute("aria-pressed", String(shown));
+    try {
+      localStorage.setItem(STATS_SHOWN_KEY, String(shown));
+    } catch {
+      // Not persisted; the choice still applies to this page.
+    }
+    updateWatch();
+  }
+
+  // Tell the server whether this socket wants stats now, when that changed.
+  function updateWatch() {
+    const conn = state.conn;
+    if (!conn || conn.ws.readyState !== WebSocket.OPEN) return;
+    const wanted = state.statsShown && document.visibilityState === "visible";
+    if (conn.watching === wanted) return;
+    conn.watching = wanted;
+    sendJson(conn, { type: "stats", watch: wanted });
+  }
+
+  function formatBytes(bytes) {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let value = bytes;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit += 1;
+    }
+    return `${unit === 0 || value >= 100 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+  }
+
+  // A limit of 0 (or Docker's "max", a huge number) is no limit.
+  function hasLimit(limit) {
+    return limit > 0 && limit < Number.MAX_SAFE_INTEGER;
+  }
+
+  function showOfLimit(item, valueElement, used, limit, format) {
+    valueElement.textContent = hasLimit(limit) ? `${format(used)} / ${format(limit)}` : format(used);
+    const ratio = hasLimit(limit) ? used / limit : 0;
+    item.dataset.tone = ratio >= STATS_DANGER ? "danger" : ratio >= STATS_WARN ? "warn" : "";
+  }
+
+  function showStats(stats) {
+    ui.statCpu.textContent = `${stats.cpu_percent.toFixed(1)} %`;
+    showOfLimit(ui.statMemoryItem, ui.statMemory, stats.memory_bytes, stats.memory_limit_bytes, formatBytes);
+    showOfLimit(ui.statPidsItem, ui.statPids, stats.pids, stats.pids_limit, String);
+    ui.statNetwork.textContent = `↓ ${formatBytes(stats.network_rx_bytes)} ↑ ${formatBytes(stats.network_tx_bytes)}`;
+    ui.statDiskItem.hidden = stats.storage_used_bytes == null;
+    if (stats.storage_used_bytes != null) {
+      showOfLimit(ui.statDiskItem, ui.statDisk, stats.storage_used_bytes, stats.storage_size_bytes, formatBytes);
+    }
+    ui.stats.title = `Measured at ${new Date().toLocaleTimeString()}`;
+    delete ui.stats.dataset.stale;
   }
 
   // --- Clipboard -------------------------------------------------------------
@@ -404,6 +495,7 @@
       state.session.expires_at = message.expires_at;
       renderCountdown();
     }
+    else if (message.type === "stats") showStats(message);
     else if (message.type === "error") console.warn("Terminal server:", message.message);
   }
 
@@ -418,11 +510,13 @@
     const instance = state.session.instance;
     setStatus(instance && instance.status !== "running" ? statusText(instance.status) : "");
     fit();
+    updateWatch();
   }
 
   function onClose(conn, event) {
     if (state.conn !== conn) return; // replaced or finished on purpose
     state.conn = null;
+    ui.stats.dataset.stale = "";
     const ending = FINAL_CLOSES[event.code];
     if (ending) {
       endWith(ending, event.reason, "error");
@@ -439,7 +533,8 @@
     if (previous) previous.ws.close(); // "Retry now" during an attempt
     const ws = new WebSocket(socketUrl());
     ws.binaryType = "arraybuffer";
-    const conn = { ws, pending: 0, processed: 0, acked: 0, paused: false };
+    // A new socket watches nothing until it says so (updateWatch, once open).
+    const conn = { ws, pending: 0, processed: 0, acked: 0, paused: false, watching: false };
     state.conn = conn;
     ws.addEventListener("open", onOpen);
     ws.addEventListener("message", (event) => {
@@ -570,6 +665,7 @@
       ui.copy.disabled = !term.hasSelection();
     });
     setFontSize(term.options.fontSize);
+    setStatsShown(state.statsShown);
 
     new ResizeObserver(scheduleFit).observe($("terminal"));
     if (document.fonts) document.fonts.ready.then(scheduleFit);
@@ -584,6 +680,11 @@
       term.focus();
     });
     ui.copy.addEventListener("click", copySelection);
+    ui.statsToggle.addEventListener("click", () => {
+      setStatsShown(!state.statsShown);
+      term.focus();
+    });
+    document.addEventListener("visibilitychange", updateWatch);
     if (ui.close) ui.close.addEventListener("click", closeSession);
     if (ui.extend) ui.extend.addEventListener("click", extendSession);
     if (ui.share) {
