@@ -378,6 +378,11 @@ PLAYGROUND_TERMINAL_FLOOD_RATE = env_int("PLAYGROUND_TERMINAL_FLOOD_RATE", 4_000
 PLAYGROUND_STATS_EVERY = env_float("PLAYGROUND_STATS_EVERY", 2.0)
 if PLAYGROUND_STATS_EVERY <= 0:
     raise ImproperlyConfigured(f"PLAYGROUND_STATS_EVERY must be above 0 seconds, got {PLAYGROUND_STATS_EVERY}")
+# Seconds between two looks at the ports an instance listens on, for the
+# badges of its terminal's page (sent only when they change).
+PLAYGROUND_PORTS_EVERY = env_float("PLAYGROUND_PORTS_EVERY", 1.0)
+if PLAYGROUND_PORTS_EVERY <= 0:
+    raise ImproperlyConfigured(f"PLAYGROUND_PORTS_EVERY must be above 0 seconds, got {PLAYGROUND_PORTS_EVERY}")
 # Terminal WebSockets one client (address) may have open in one web process; beyond it, close code 4429.
 PLAYGROUND_MAX_TERMINALS_PER_CLIENT = env_int("PLAYGROUND_MAX_TERMINALS_PER_CLIENT", 20)
 # POST /sessions/{id}/exec: the most output (bytes) one command returns, and

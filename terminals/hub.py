@@ -90,6 +90,9 @@ class Watch:
 
     measure: Callable[[Backend, Instance], dict]
     every: Callable[[], float]  # read at every turn, so that tests may shorten it
+    # Sent only when it differs from the last one sent (and once to a viewer
+    # that starts watching), rather than every period.
+    changes_only: bool = False
 
 
 # The kinds a viewer may watch, by the type of their control message and event.
@@ -97,6 +100,12 @@ WATCHES: dict[str, Watch] = {
     "stats": Watch(
         measure=lambda backend, instance: dataclasses.asdict(backend.stats(instance)),
         every=lambda: settings.PLAYGROUND_STATS_EVERY,
+    ),
+    # The ports something in the instance listens on: the page's badges.
+    "ports": Watch(
+        measure=lambda backend, instance: {"ports": sorted(backend.listening_ports(instance))},
+        every=lambda: settings.PLAYGROUND_PORTS_EVERY,
+        changes_only=True,
     ),
 }
 # The threads that measure, apart from the loop's default ones (resizes, the
@@ -151,8 +160,9 @@ class Viewer:
         self.hub.flow_changed()
 
     def watch(self, kinds: frozenset[str]) -> None:
+        started = kinds - self.watching
         self.watching = kinds
-        self.hub.watches_changed()
+        self.hub.watches_changed(started)
 
     async def _deliver(self) -> None:
         while True:
@@ -204,6 +214,7 @@ class TerminalHub:
         self._tasks: list[asyncio.Task] = []
         self._watchers: dict[str, asyncio.Task] = {}
         self._measured_at: dict[str, float] = {}  # when each kind was last measured (monotonic)
+        self._last_sent: dict[str, dict] = {}  # of the watches that send changes only
         self._linger: asyncio.TimerHandle | None = None
         self.layer = get_channel_layer()
         self.channel: str | None = None
@@ -361,8 +372,14 @@ class TerminalHub:
 
     # --- Watches ----------------------------------------------------------------
 
-    def watches_changed(self) -> None:
-        """Start the watches a viewer now wants; stop those that none wants any more."""
+    def watches_changed(self, started: frozenset[str] = frozenset()) -> None:
+        """Start the watches a viewer now wants; stop those that none wants any more.
+
+        `started`: the kinds a viewer has just begun to watch; one that sends
+        changes only sends its next measure to all, that viewer included.
+        """
+        for kind in started:
+            self._last_sent.pop(kind, None)
         wanted = set() if self.ended else {kind for viewer in self.viewers for kind in viewer.watching}
         for kind in wanted - self._watchers.keys():
             self._watchers[kind] = asyncio.create_task(self._watch(kind))
@@ -387,6 +404,10 @@ class TerminalHub:
                 logger.exception("session %s: measuring %s failed", self.session_id, kind)
                 continue
             event = {"type": kind, **figures}
+            if watch.changes_only:
+                if self._last_sent.get(kind) == event:
+                    continue
+                self._last_sent[kind] = event
             for viewer in [viewer for viewer in self.viewers if kind in viewer.watching]:
                 try:
                     await viewer.on_event(event)

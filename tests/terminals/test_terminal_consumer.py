@@ -632,3 +632,50 @@ async def test_a_failing_measure_leaves_the_terminal_working(
     assert await receive_bytes_until(ws, b"still here\r") == b"still here\r"
     assert await ws.receive_nothing(timeout=2 * STATS_EVERY)  # no stats, no close
     await ws.disconnect()
+
+
+# --- Ports, as they appear and go ---------------------------------------------------------
+
+
+async def ports_events(ws: WebsocketCommunicator, count: int) -> list[dict]:
+    events = []
+    while len(events) < count:
+        output = await ws.receive_output(timeout=3)
+        if output.get("text") and (event := json.loads(output["text"]))["type"] == "ports":
+            events.append(event)
+    return events
+
+
+async def test_it_tells_a_viewer_the_ports_when_they_change_and_only_then(fake_engine, settings):
+    settings.PLAYGROUND_PORTS_EVERY = 0.05
+    ws, container = await attached(await open_running_session(), fake_engine)
+    container.listening = {8080}
+
+    await ws.send_to(text_data=json.dumps({"type": "ports", "watch": True}))
+    [first] = await ports_events(ws, 1)
+    looks = container.ports_looked_up
+    await asyncio.sleep(0.3)
+    assert container.ports_looked_up > looks  # it keeps looking...
+    assert await ws.receive_nothing(timeout=0.1)  # ...and says nothing while nothing changes
+    container.listening = {8080, 3000}
+    [second] = await ports_events(ws, 1)
+
+    assert first == {"type": "ports", "ports": [8080]}
+    assert second == {"type": "ports", "ports": [3000, 8080]}
+    await ws.disconnect()
+
+
+async def test_a_viewer_who_starts_watching_is_told_the_ports_at_once(fake_engine, settings):
+    settings.PLAYGROUND_PORTS_EVERY = 0.05
+    session_id = await open_running_session()
+    first, container = await attached(session_id, fake_engine)
+    container.listening = {8080}
+    await first.send_to(text_data=json.dumps({"type": "ports", "watch": True}))
+    await ports_events(first, 1)
+
+    second, _ = await attached(session_id, fake_engine)
+    await second.send_to(text_data=json.dumps({"type": "ports", "watch": True}))
+
+    assert await ports_events(second, 1) == [{"type": "ports", "ports": [8080]}]
+    await first.disconnect()
+    await second.disconnect()
