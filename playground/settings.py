@@ -379,8 +379,9 @@ PLAYGROUND_STATS_EVERY = env_float("PLAYGROUND_STATS_EVERY", 2.0)
 if PLAYGROUND_STATS_EVERY <= 0:
     raise ImproperlyConfigured(f"PLAYGROUND_STATS_EVERY must be above 0 seconds, got {PLAYGROUND_STATS_EVERY}")
 # Seconds between two looks at the ports an instance listens on, for the
-# badges of its terminal's page (sent only when they change).
-PLAYGROUND_PORTS_EVERY = env_float("PLAYGROUND_PORTS_EVERY", 1.0)
+# badges of its terminal's page (sent only when they change). A look costs
+# the kernel about 10 ms on a large host (it walks every TCP socket's table).
+PLAYGROUND_PORTS_EVERY = env_float("PLAYGROUND_PORTS_EVERY", 2.0)
 if PLAYGROUND_PORTS_EVERY <= 0:
     raise ImproperlyConfigured(f"PLAYGROUND_PORTS_EVERY must be above 0 seconds, got {PLAYGROUND_PORTS_EVERY}")
 # Terminal WebSockets one client (address) may have open in one web process; beyond it, close code 4429.

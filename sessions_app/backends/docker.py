@@ -108,6 +108,7 @@ LEARNER_UID = "1000"  # the image's `learner`
 LEARNER_HOME = "/home/learner"
 EXEC_GRACE = 10  # seconds the exec socket waits beyond a command's timeout
 KILLED = 137  # the exit code of a command killed by SIGKILL (128 + 9)
+PROCESSES_KEPT = 4096  # instances whose process listening_ports() remembers
 CPU_SAMPLE = 0.25  # seconds between the two samples of stats()
 SECCOMP_ROOTLESS = Path(settings.BASE_DIR) / "docker" / "seccomp-rootless.json"
 
@@ -197,6 +198,8 @@ class DockerBackend(Backend):
         self.client = docker_client(timeout=30)
         self.docker_host = settings.DOCKER_HOST
         self.disks = LoopDisks()
+        # Each running instance's process (pid, container id), for listening_ports().
+        self._processes: dict[str, tuple[int, str]] = {}
 
     # --- Interface ------------------------------------------------------------
 
@@ -623,18 +626,26 @@ class DockerBackend(Backend):
         """Read from the instance's own /proc/net/tcp and tcp6 (see Backend).
 
         Where the engine runs on this machine and this process may read the
-        container's process, straight from the host's /proc (no exec: a
-        look costs microseconds, and the page looks every second); else
-        through an exec of `cat`.
+        container's process, straight from the host's /proc (no exec, and
+        once its process is known no call to the engine: the page looks
+        every second); else through an exec of `cat`.
         """
         name = self._container_name(instance)
+        known = self._processes.get(name)
+        if known is not None and (text := self._host_proc_net(*known)) is not None:
+            return listening_in(text)
         try:
             attrs = self.client.api.inspect_container(name)
         except (DockerException, requests.exceptions.RequestException) as exc:
             raise AttachError(f"inspecting {name} failed: {exc}") from exc
         if not attrs["State"].get("Running"):
+            self._processes.pop(name, None)
             raise AttachError(f"{name} does not run")
-        if (text := self._host_proc_net(attrs["State"].get("Pid") or 0, attrs["Id"])) is not None:
+        process = (attrs["State"].get("Pid") or 0, attrs["Id"])
+        if (text := self._host_proc_net(*process)) is not None:
+            if len(self._processes) >= PROCESSES_KEPT:
+                self._processes.clear()
+            self._processes[name] = process
             return listening_in(text)
         output = b""
         for event in self.exec(instance, ["cat", "/proc/net/tcp", "/proc/net/tcp6"], stdin=b"", timeout=5):
@@ -647,7 +658,8 @@ class DockerBackend(Backend):
 
         The pid is the engine's, of its host's pid namespace: it names the
         container's process only where this process sees that namespace and
-        finds the container's id in the process's cgroup.
+        finds the container's id in the process's cgroup (which also tells
+        a pid the container's end left to another process).
         """
         if pid <= 0 or urlsplit(self.docker_host).scheme != "unix":
             return None

@@ -10,6 +10,11 @@
 // /sessions/{id}/stats) every 2 s. The page watches only while its stats bar
 // shows and its tab is visible, so nobody's instance is measured for a
 // folded panel or a tab in the background.
+//
+// Ports: {"type": "ports", "watch": true | false} likewise asks for
+// {"type": "ports", "ports": [8080, ...]}, the ports something in the
+// instance listens on, sent when they change; each is a badge that opens
+// /p/{id}/ports/{port} (the port, through the platform) in a new tab.
 (() => {
   "use strict";
 
@@ -42,6 +47,9 @@
     copy: $("copy"),
     terminalArea: $("terminal-area"),
     statsToggle: $("stats-toggle"),
+    portBadges: $("port-badges"),
+    openPort: $("open-port"),
+    openPortNumber: $("open-port-number"),
     stats: $("stats"),
     statCpu: $("stat-cpu"),
     statMemory: $("stat-memory"),
@@ -325,14 +333,49 @@
     updateWatch();
   }
 
-  // Tell the server whether this socket wants stats now, when that changed.
+  // Tell the server whether this socket wants stats and ports now, when that changed.
   function updateWatch() {
     const conn = state.conn;
     if (!conn || conn.ws.readyState !== WebSocket.OPEN) return;
-    const wanted = state.statsShown && document.visibilityState === "visible";
-    if (conn.watching === wanted) return;
-    conn.watching = wanted;
-    sendJson(conn, { type: "stats", watch: wanted });
+    const visible = document.visibilityState === "visible";
+    const wanted = state.statsShown && visible;
+    if (conn.watching !== wanted) {
+      conn.watching = wanted;
+      sendJson(conn, { type: "stats", watch: wanted });
+    }
+    if (conn.watchingPorts !== visible) {
+      conn.watchingPorts = visible;
+      sendJson(conn, { type: "ports", watch: visible });
+    }
+  }
+
+  // --- Ports -----------------------------------------------------------------
+
+  function portUrl(port) {
+    return `/p/${encodeURIComponent(state.session.session_id)}/ports/${port}`;
+  }
+
+  function showPorts(ports) {
+    const badges = ports.map((port) => {
+      const badge = document.createElement("a");
+      badge.className = "port-badge";
+      badge.href = portUrl(port);
+      badge.target = "_blank";
+      badge.rel = "noopener";
+      badge.textContent = String(port);
+      badge.title = `Open port ${port} in a new tab`;
+      return badge;
+    });
+    ui.portBadges.replaceChildren(...badges);
+  }
+
+  function openPort(event) {
+    event.preventDefault();
+    const port = Number(ui.openPortNumber.value);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) return;
+    window.open(portUrl(port), "_blank", "noopener");
+    ui.openPortNumber.value = "";
+    term.focus();
   }
 
   function formatBytes(bytes) {
@@ -496,6 +539,7 @@
       renderCountdown();
     }
     else if (message.type === "stats") showStats(message);
+    else if (message.type === "ports") showPorts(message.ports);
     else if (message.type === "error") console.warn("Terminal server:", message.message);
   }
 
@@ -685,6 +729,7 @@
       term.focus();
     });
     document.addEventListener("visibilitychange", updateWatch);
+    ui.openPort.addEventListener("submit", openPort);
     if (ui.close) ui.close.addEventListener("click", closeSession);
     if (ui.extend) ui.extend.addEventListener("click", extendSession);
     if (ui.share) {
