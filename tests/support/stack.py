@@ -51,6 +51,7 @@ _flush_despite_deadlocks()
 
 TEST_LABEL = "org.playground.test"
 PLATFORM_ID = f"test-{uuid.uuid4().hex[:8]}"
+PORTS_DOMAIN = "ports.localhost"
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -213,6 +214,8 @@ def worker_env(django_db_setup, real_services) -> dict[str, str]:
         # A task whose worker was killed is handed out again this soon.
         "PLAYGROUND_BROKER_VISIBILITY_TIMEOUT": "5",
         "CELERY_TASK_ALWAYS_EAGER": "false",
+        # Ports also at {port}-{session}.ports.localhost (the tests send that Host).
+        "PLAYGROUND_PORTS_DOMAIN": PORTS_DOMAIN,
     }
 
 
@@ -287,8 +290,7 @@ class WebServer(PlatformProcess):
         self.url = f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        server = [sys.executable, "-m", "playground.server"]
-        return [*server, "-b", "127.0.0.1", "-p", str(self.port), "playground.asgi:application"]
+        return ["playground.server", "-b", "127.0.0.1", "-p", str(self.port), "playground.asgi:application"]
 
     def ready(self) -> bool:
         with socket.socket() as client:
