@@ -193,3 +193,43 @@ def test_the_stats_bar_shows_what_the_instance_uses_and_follows_it(platform, web
     page.locator("#stats-toggle").click()
     measured = page.locator("#stats").get_attribute("title")
     expect(page.locator("#stats")).not_to_have_attribute("title", measured, timeout=5_000)
+
+
+def test_a_server_started_in_the_terminal_opens_from_its_badge(platform, web, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{web.url}/")
+    page.locator("#start").click()
+    page.wait_for_url(re.compile(r"/p/[0-9a-f]{32}$"), timeout=15_000)
+    session_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator(".xterm-rows")).to_contain_text("[node1]", timeout=60_000)
+    expect(page.locator(".port-badge")).to_have_count(0)
+
+    page.locator(".xterm").click()
+    page.keyboard.type("mkdir -p site && echo 'hello from my site' > site/index.html\n")
+    page.keyboard.type("setsid busybox httpd -p 8000 -h site\n")
+    badge = page.locator(".port-badge", has_text="8000")
+    expect(badge).to_be_visible(timeout=10_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "e2e-ports.png"))
+
+    # The badge opens the port in a new tab, at its own host name (the tests'
+    # platform has PLAYGROUND_PORTS_DOMAIN=ports.localhost, which Chromium
+    # resolves to this machine).
+    with page.expect_popup() as opened:
+        badge.click()
+    site = opened.value
+    expect(site.locator("body")).to_contain_text("hello from my site", timeout=15_000)
+    assert site.url.startswith(f"http://8000-{session_id}.ports.localhost:{web.port}/")
+    assert "playground-ticket" not in site.url
+
+    # Another browser holds no access to it.
+    stranger = browser.new_context().new_page()
+    answer = stranger.goto(f"http://8000-{session_id}.ports.localhost:{web.port}/")
+    assert answer.status == 404
+
+    # The "Open port" box opens one the page has not seen (here: it is not
+    # there at all, and the platform says so).
+    page.locator("#open-port-number").fill("8001")
+    with page.expect_popup() as opened:
+        page.locator("#open-port button").click()
+    expect(opened.value.locator("body")).to_contain_text("port_not_listening", timeout=15_000)
