@@ -471,6 +471,15 @@ extend_schema(
                 "The upload is larger than the playground accepts (104857600 bytes).",
             ),
         ),
+        415: _errors(
+            "A form-encoded body sent on the strength of a cookie, whose CSRF check reads it as a form "
+            "(`unsupported_media_type`): a page sends its files as multipart.",
+            _example(
+                "Form-encoded",
+                "unsupported_media_type",
+                'Unsupported media type "application/x-www-form-urlencoded" in request.',
+            ),
+        ),
         429: TOO_MANY_TRANSFERS,
         503: TRANSFERS_BUSY,
     },

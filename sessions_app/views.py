@@ -265,7 +265,7 @@ class FileViewSet(PlaygroundAPIView):
             return Response(FilesWrittenSerializer({"files": written}).data, status=status.HTTP_201_CREATED)
         if not path:
             raise InvalidRequest("path: the file's path is needed when the body is the file itself.")
-        services.upload_check_size(int(request.META.get("CONTENT_LENGTH") or 0))
+        services.upload_check_size(_content_length(request))
         # Django's own request: its stream is the body, read as it comes
         # (DRF's stream would be empty without a Content-Length).
         upload = services.upload_spool(stream=request._request, name=path.rsplit("/", 1)[-1])
@@ -295,10 +295,16 @@ def _path(request: Request) -> str:
     return path
 
 
+def _content_length(request: Request) -> int:
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        return 0
+
+
 def _multipart_uploads(request: Request) -> list[Upload]:
-    """Every file part of a multipart body, whatever its field's name (Django has spooled them to disk)."""
-    size = int(request.META.get("CONTENT_LENGTH") or 0)
-    services.upload_check_size(size - MULTIPART_SLACK)
+    """Every file part of a multipart body, whatever its field's name (Django spools them to disk)."""
+    services.upload_check_size(_content_length(request) - MULTIPART_SLACK)
     try:
         files = request.FILES
     except (SuspiciousOperation, RequestDataTooBig) as exc:  # too many parts or fields

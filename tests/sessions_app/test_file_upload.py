@@ -215,3 +215,50 @@ def test_it_refuses_while_the_instance_does_not_run(session_id, api, fake_engine
 
 def test_it_answers_405_to_a_method_it_does_not_offer(session_id, api):
     assert api.put(f"/sessions/{session_id}/files?path=x", b"x", content_type="text/plain").status_code == 405
+
+
+def test_a_form_encoded_raw_body_is_written_as_it_is(session_id, api, fake_engine):
+    # curl --data-binary sends this type unless told otherwise.
+    response = api.post(
+        f"/sessions/{session_id}/files?path=form.txt", b"a=1&b=2", content_type="application/x-www-form-urlencoded"
+    )
+
+    assert response.status_code == 201, response.content
+    assert files_of(fake_engine, session_id)["/home/learner/form.txt"].data == b"a=1&b=2"
+
+
+def test_a_form_encoded_body_on_the_strength_of_the_pages_cookie_is_refused_with_415(fake_engine):
+    # The CSRF check of a cookie-authenticated write reads such a body as a
+    # form, which the route does not parse: the page sends multipart.
+    from sessions_app.backends.fake import FakeBackend
+    from sessions_app.models import Instance
+
+    browser = APIClient(enforce_csrf_checks=True)
+    session_id = browser.post("/sessions", {"playground_id": "default"}, format="json").json()["session_id"]
+    Instance.objects.filter(session_id=session_id).update(status=Instance.Status.RUNNING)
+    FakeBackend().start(Instance.objects.get(session_id=session_id))
+    browser.cookies["csrftoken"] = "a" * 32
+
+    response = browser.post(
+        f"/sessions/{session_id}/files?path=form.txt",
+        b"a=1&b=2",
+        content_type="application/x-www-form-urlencoded",
+        HTTP_X_CSRFTOKEN="a" * 32,
+    )
+    multipart = browser.post(
+        f"/sessions/{session_id}/files",
+        {"files": [SimpleUploadedFile("page.txt", b"from the page")]},
+        format="multipart",
+        HTTP_X_CSRFTOKEN="a" * 32,
+    )
+
+    assert response.status_code == 415, response.content
+    assert response.json()["error"] == "unsupported_media_type"
+    assert multipart.status_code == 201, multipart.content
+    assert files_of(fake_engine, session_id)["/home/learner/page.txt"].data == b"from the page"
+
+
+def test_a_malformed_content_length_is_not_an_error_of_the_server(session_id, api, fake_engine):
+    response = raw(api, session_id, "x", b"x", CONTENT_LENGTH="many")
+
+    assert response.status_code < 500
