@@ -401,9 +401,13 @@ PLAYGROUND_EXEC_PER_SESSION = env_int("PLAYGROUND_EXEC_PER_SESSION", 4)
 PLAYGROUND_PORTS_DOMAIN = env_str("PLAYGROUND_PORTS_DOMAIN", "").strip().strip(".").lower()
 # Connections one web process keeps open to ports at once (requests beyond wait for one).
 PLAYGROUND_PORTS_CONNECTIONS = env_int("PLAYGROUND_PORTS_CONNECTIONS", 256)
+# POST /sessions/{id}/files: the most bytes one upload writes (all its files);
+# beyond it 413, before anything is written.
+PLAYGROUND_UPLOAD_MAX = env_int("PLAYGROUND_UPLOAD_MAX", 100 * 1024 * 1024)
 # Whether creating a session needs a logged-in user or an API token.
 PLAYGROUND_REQUIRE_LOGIN = env_bool("PLAYGROUND_REQUIRE_LOGIN", False)
 # Request bodies are JSON, a command for exec at the largest; beyond 1 MiB, 413.
+# (Uploaded files do not count: they are spooled to disk, see PLAYGROUND_UPLOAD_MAX.)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # The creation rate limit, the prepared sessions' lock and the terminals'

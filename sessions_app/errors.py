@@ -44,6 +44,38 @@ class ImageNotAllowed(InvalidRequest):
     message = "This playground does not offer that image."
 
 
+class InvalidPath(InvalidRequest):
+    reason = "invalid_path"
+    message = "The path is not valid."
+
+
+class PathNotAllowed(InvalidRequest):
+    """A path outside the roots files may be read and written in, or a symbolic link leading out of them."""
+
+    reason = "path_not_allowed"
+    message = "Only the learner's home and /tmp can be reached; this path leads elsewhere."
+
+
+class FileNotFound(PlaygroundError):
+    reason = "file_not_found"
+    message = "There is no such file or directory in the instance."
+
+
+class FilePermissionDenied(PlaygroundError):
+    reason = "file_permission_denied"
+    message = "The learner may not read or write this path."
+
+
+class FileTransferFailed(PlaygroundError):
+    reason = "file_transfer_failed"
+    message = "The files could not be written in the instance."
+
+
+class UploadTooLarge(PlaygroundError):
+    reason = "upload_too_large"
+    message = "The upload is larger than the playground accepts."
+
+
 class SessionNotFound(PlaygroundError):
     reason = "session_not_found"
     message = "There is no such session."
@@ -158,6 +190,10 @@ class SessionAlreadyHasInstance(PlaygroundError):
 _STATUS_BY_ERROR: list[tuple[type[PlaygroundError], int]] = [
     (InvalidRequest, status.HTTP_400_BAD_REQUEST),
     (SessionNotFound, status.HTTP_404_NOT_FOUND),
+    (FileNotFound, status.HTTP_404_NOT_FOUND),
+    (FilePermissionDenied, status.HTTP_403_FORBIDDEN),
+    (FileTransferFailed, status.HTTP_409_CONFLICT),
+    (UploadTooLarge, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE),
     (ShareNotFound, status.HTTP_404_NOT_FOUND),
     (NotOwner, status.HTTP_403_FORBIDDEN),
     (CrossSiteRequest, status.HTTP_403_FORBIDDEN),

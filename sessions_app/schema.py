@@ -22,6 +22,9 @@ from sessions_app import errors
 from sessions_app.serializers import (
     ExecResultSerializer,
     ExecSerializer,
+    FileListSerializer,
+    FilesUploadSerializer,
+    FilesWrittenSerializer,
     InstanceCreateSerializer,
     InstanceSerializer,
     InstanceStatsSerializer,
@@ -36,7 +39,7 @@ from sessions_app.serializers import (
     ShareSerializer,
     TerminalSerializer,
 )
-from sessions_app.views import InstanceViewSet, SessionViewSet, ShareViewSet
+from sessions_app.views import FileViewSet, InstanceViewSet, SessionViewSet, ShareViewSet
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -425,6 +428,155 @@ extend_schema(
         415: UNSUPPORTED_MEDIA_TYPE,
     },
 )(SessionViewSet.publish_port)
+# --- Files ------------------------------------------------------------------
+
+FILE_ACCESS = (
+    "Needs the owner or a read-write share, as typing in the terminal does. Only the learner's home and `/tmp` "
+    "can be reached: a relative path starts in the home, and a path with `..`, or leading elsewhere by its "
+    "spelling or through a symbolic link, is refused (`400`); links are resolved by the instance, as its "
+    "learner, and never followed past that."
+)
+PATH_PARAMETER_TEXT = "A path in the instance: relative to the learner's home, or absolute under it or /tmp."
+FILE_PATH_ERRORS = _errors(
+    "A malformed path (`invalid_path`, `invalid_request`), or one leading outside the learner's home and /tmp "
+    "(`path_not_allowed`).",
+    _domain_example(errors.InvalidPath, "A `..` in the path", "A path may not contain `..`."),
+    _domain_example(errors.PathNotAllowed, "Outside the home and /tmp"),
+    _domain_example(
+        errors.PathNotAllowed,
+        "A symbolic link leading out",
+        "/home/learner/etc leads to /etc through a symbolic link: only the learner's home and /tmp can be reached.",
+    ),
+)
+FILE_NOT_FOUND = _errors(
+    "No such session (`session_not_found`), or nothing at that path (`file_not_found`).",
+    SESSION_NOT_FOUND,
+    _domain_example(errors.FileNotFound, "Nothing there", "There is no /home/learner/nope.txt in the instance."),
+)
+FILE_FORBIDDEN = _errors(
+    "The caller holds a read-only share (`not_owner`), the learner may not read or write that path "
+    "(`file_permission_denied`), or the request came from another site's page (`cross_site_request`).",
+    _domain_example(errors.NotOwner, "A read-only share"),
+    _domain_example(errors.FilePermissionDenied, "The learner may not", "The learner may not read /tmp/secret."),
+)
+FILE_CONFLICT = _errors(
+    "The session is closed (`session_closed`), its instance does not run (`instance_not_running`), or the "
+    "instance refused to write a file (`file_transfer_failed`: a directory of that name, a full disk).",
+    SESSION_CLOSED,
+    _domain_example(errors.InstanceNotRunning, "The instance is still starting"),
+    _domain_example(
+        errors.FileTransferFailed,
+        "The instance refused",
+        "The files could not be written: tar: notes: Cannot open: Is a directory",
+    ),
+)
+TOO_MANY_TRANSFERS = _errors(
+    "The session runs PLAYGROUND_EXEC_PER_SESSION commands and transfers already (`too_many_commands`); "
+    "`Retry-After` says when to try again.",
+    _domain_example(errors.TooManyCommands, "Too many at once"),
+)
+TRANSFERS_BUSY = _errors(
+    "The web process runs as many commands and transfers as it may (`exec_busy`); `Retry-After` says when.",
+    _example("Busy", "exec_busy", "The playground runs as many commands as it may; try again in a few seconds."),
+)
+
+extend_schema(
+    operation_id="sessions_files_upload",
+    summary="Upload files into the instance",
+    description=(
+        "Writes files into the running instance, owned by its learner, replacing files (or symbolic links, "
+        "never followed) of the same name. The body is either the file itself (any type but multipart, "
+        "`application/octet-stream` for instance), written at `path`, whose directory must exist; or "
+        "`multipart/form-data` with any number of files, each written under its own name in the directory "
+        "`path` (the home by default). At most PLAYGROUND_UPLOAD_MAX bytes (100 MB) in all: past it `413`, "
+        "and nothing is written. " + FILE_ACCESS
+    ),
+    tags=["files"],
+    parameters=[
+        SESSION_ID,
+        OpenApiParameter(
+            "path",
+            str,
+            description=PATH_PARAMETER_TEXT + " The file's path for a raw body (needed); the directory for multipart.",
+        ),
+    ],
+    request={"application/octet-stream": OpenApiTypes.BINARY, "multipart/form-data": FilesUploadSerializer},
+    responses={
+        201: FilesWrittenSerializer,
+        400: FILE_PATH_ERRORS,
+        403: FILE_FORBIDDEN,
+        404: FILE_NOT_FOUND,
+        409: FILE_CONFLICT,
+        413: _errors(
+            "The files are larger than PLAYGROUND_UPLOAD_MAX bytes in all (`upload_too_large`).",
+            _domain_example(
+                errors.UploadTooLarge,
+                "Too large",
+                "The upload is larger than the playground accepts (104857600 bytes).",
+            ),
+        ),
+        415: _errors(
+            "A form-encoded body sent on the strength of a cookie, whose CSRF check reads it as a form "
+            "(`unsupported_media_type`): a page sends its files as multipart.",
+            _example(
+                "Form-encoded",
+                "unsupported_media_type",
+                'Unsupported media type "application/x-www-form-urlencoded" in request.',
+            ),
+        ),
+        429: TOO_MANY_TRANSFERS,
+        503: TRANSFERS_BUSY,
+    },
+)(FileViewSet.upload)
+
+extend_schema(
+    operation_id="sessions_files_download",
+    summary="Download a file or a directory",
+    description=(
+        "Streams the file at `path` (`application/octet-stream`), or the directory as a tar whose members "
+        "start with its name (`application/x-tar`; what the learner cannot read in it is left out), with a "
+        "`Content-Disposition` naming it. " + FILE_ACCESS
+    ),
+    tags=["files"],
+    parameters=[SESSION_ID, OpenApiParameter("path", str, required=True, description=PATH_PARAMETER_TEXT)],
+    responses={
+        (200, "application/octet-stream"): OpenApiTypes.BINARY,
+        (200, "application/x-tar"): OpenApiTypes.BINARY,
+        400: FILE_PATH_ERRORS,
+        403: FILE_FORBIDDEN,
+        404: FILE_NOT_FOUND,
+        409: _errors(
+            "The session is closed (`session_closed`) or its instance does not run (`instance_not_running`).",
+            SESSION_CLOSED,
+            _domain_example(errors.InstanceNotRunning, "The instance is still starting"),
+        ),
+        429: TOO_MANY_TRANSFERS,
+        503: TRANSFERS_BUSY,
+    },
+)(FileViewSet.download)
+
+extend_schema(
+    operation_id="sessions_files_list",
+    summary="List a directory",
+    description=(
+        "The entries of the directory at `path` (the home by default), sorted by name, at most 10000: "
+        "each one's name, type (`file`, `dir`, `symlink`, `other`; links are not followed), size and "
+        "modification time. " + FILE_ACCESS
+    ),
+    tags=["files"],
+    parameters=[SESSION_ID, OpenApiParameter("path", str, description=PATH_PARAMETER_TEXT + " The home by default.")],
+    responses={
+        200: FileListSerializer,
+        400: FILE_PATH_ERRORS,
+        403: FILE_FORBIDDEN,
+        404: FILE_NOT_FOUND,
+        409: _errors(
+            "The session is closed (`session_closed`) or its instance does not run (`instance_not_running`).",
+            SESSION_CLOSED,
+            _domain_example(errors.InstanceNotRunning, "The instance is still starting"),
+        ),
+    },
+)(FileViewSet.contents)
 
 extend_schema(
     operation_id="sessions_terminal",

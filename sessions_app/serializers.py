@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
@@ -144,6 +144,47 @@ class InstanceStatsSerializer(serializers.Serializer):
     disk_write_bytes = serializers.IntegerField()
     storage_used_bytes = serializers.IntegerField(allow_null=True, help_text="of the inner /var/lib/docker")
     storage_size_bytes = serializers.IntegerField(allow_null=True)
+
+
+class EpochDateTimeField(serializers.DateTimeField):
+    """Seconds since the epoch, shown as an ISO 8601 time in UTC."""
+
+    def to_representation(self, value: float) -> str:
+        return super().to_representation(datetime.fromtimestamp(value, UTC))
+
+
+class FileEntrySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.ChoiceField(
+        choices=["file", "dir", "symlink", "other"], help_text="a symbolic link is listed as one, not followed"
+    )
+    size = serializers.IntegerField(help_text="bytes; a symbolic link's is the length of its target")
+    mtime = EpochDateTimeField(help_text="when it last changed")
+
+
+class FileListSerializer(serializers.Serializer):
+    """What GET /sessions/{id}/files/list answers."""
+
+    path = serializers.CharField(help_text="the directory's absolute path in the instance, links resolved")
+    entries = FileEntrySerializer(many=True, help_text="sorted by name")
+    truncated = serializers.BooleanField(help_text="the directory has more entries than the 10000 listed")
+
+
+class FilesUploadSerializer(serializers.Serializer):
+    """A multipart upload (for the documentation: the view reads every file part, whatever its name)."""
+
+    files = serializers.ListField(child=serializers.FileField())
+
+
+class FileWrittenSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="where it was written in the instance")
+    size = serializers.IntegerField()
+
+
+class FilesWrittenSerializer(serializers.Serializer):
+    """What POST /sessions/{id}/files answers."""
+
+    files = FileWrittenSerializer(many=True)
 
 
 class InstanceCreateSerializer(StrictSerializer):

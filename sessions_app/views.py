@@ -8,13 +8,16 @@ anyone else gets the same 404 as for an unknown id.
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpResponseBase, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 from rest_framework import status, viewsets
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import UnsupportedMediaType
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,10 +28,13 @@ from playground.logcontext import set_session
 from playground.origins import origin_allowed
 from sessions_app import access, selectors, services
 from sessions_app.access import Access
+from sessions_app.backends.base import Upload
 from sessions_app.errors import CrossSiteRequest, InstanceNotRunning, InvalidRequest, SessionHasNoInstance
 from sessions_app.models import Session, hash_secret
 from sessions_app.serializers import (
     ExecSerializer,
+    FileListSerializer,
+    FilesWrittenSerializer,
     InstanceCreateSerializer,
     InstanceSerializer,
     PortPublicSerializer,
@@ -43,6 +49,10 @@ from sessions_app.serializers import (
     terminal_page_url,
 )
 from sessions_app.services import commands
+
+# What a multipart body may hold beyond its files' bytes (boundaries, headers)
+# before its Content-Length alone says it is too large.
+MULTIPART_SLACK = 1 << 20
 
 
 class SessionCreationThrottle(SimpleRateThrottle):
@@ -223,25 +233,100 @@ def _collected(records: Iterator[dict]) -> dict:
     }
 
 
-async def _ndjson(records: Iterator[dict]) -> AsyncIterator[bytes]:
-    """A command's records as they come, one JSON object a line, without
-    holding the event loop: the command is read in a thread."""
+def _ndjson(records: Iterator[dict]) -> AsyncIterator[bytes]:
+    """A command's records as they come, one JSON object a line."""
+    return _streamed(records, lambda record: json.dumps(record).encode() + b"\n")
+
+
+async def _streamed(items: Iterator, encode: Callable[..., bytes] = bytes) -> AsyncIterator[bytes]:
+    """Items read from the instance as they come, without holding the event
+    loop: they are read on a thread of commands.readers."""
     reading = None
     try:
         while True:
-            reading = commands.readers.submit(next, records, None)
-            if (record := await asyncio.wrap_future(reading)) is None:
+            reading = commands.readers.submit(next, items, None)
+            if (item := await asyncio.wrap_future(reading)) is None:
                 break
-            yield json.dumps(record).encode() + b"\n"
+            yield encode(item)
     finally:
         # A client gone: stop reading once the read under way returns (the
         # command's timeout bounds it), on a reader thread, never beside it.
         # (The thread's own future: the loop's wrapper of it is cancelled
         # with the response, while the thread reads on.)
         if reading is not None and not reading.done():
-            reading.add_done_callback(lambda _: commands.readers.submit(records.close))
+            reading.add_done_callback(lambda _: commands.readers.submit(items.close))
         else:
-            commands.readers.submit(records.close)
+            commands.readers.submit(items.close)
+
+
+class FileViewSet(PlaygroundAPIView):
+    """`/sessions/{id}/files` and `/sessions/{id}/files/list`: files in and out of the instance.
+
+    All three need the owner or a read-write share, as typing in the terminal
+    does: whoever may type there may `cat` any of these files already, while
+    a read-only share only watches what the learner chooses to show.
+    """
+
+    parser_classes = [MultiPartParser]  # a raw body is read by upload() itself, never parsed
+
+    def upload(self, request: Request, session_pk: str) -> Response:
+        session, _ = self.session_for(request, session_pk, Access.READ_WRITE)
+        path = request.query_params.get("path")
+        if request.content_type.split(";")[0].strip().lower() == "multipart/form-data":
+            written = services.files_upload(
+                session=session, path=path or ".", uploads=_multipart_uploads(request), into_directory=True
+            )
+            return Response(FilesWrittenSerializer({"files": written}).data, status=status.HTTP_201_CREATED)
+        if not path:
+            raise InvalidRequest("path: the file's path is needed when the body is the file itself.")
+        services.upload_check_size(_content_length(request))
+        # Django's own request: its stream is the body, read as it comes
+        # (DRF's stream would be empty without a Content-Length).
+        upload = services.upload_spool(stream=request._request, name=path.rsplit("/", 1)[-1])
+        try:
+            written = services.files_upload(session=session, path=path, uploads=[upload], into_directory=False)
+        finally:
+            upload.file.close()
+        return Response(FilesWrittenSerializer({"files": written}).data, status=status.HTTP_201_CREATED)
+
+    def download(self, request: Request, session_pk: str) -> HttpResponseBase:
+        session, _ = self.session_for(request, session_pk, Access.READ_WRITE)
+        download = services.files_download(session=session, path=_path(request))
+        response = StreamingHttpResponse(_streamed(download.chunks), content_type=download.content_type)
+        response["Content-Disposition"] = content_disposition_header(True, download.filename)
+        return response
+
+    def contents(self, request: Request, session_pk: str) -> Response:
+        session, _ = self.session_for(request, session_pk, Access.READ_WRITE)
+        listing = services.files_list(session=session, path=request.query_params.get("path") or ".")
+        return Response(FileListSerializer(listing).data)
+
+
+def _path(request: Request) -> str:
+    path = request.query_params.get("path")
+    if not path:
+        raise InvalidRequest("path: the path of a file or directory in the instance is needed.")
+    return path
+
+
+def _content_length(request: Request) -> int:
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        return 0
+
+
+def _multipart_uploads(request: Request) -> list[Upload]:
+    """Every file part of a multipart body, whatever its field's name (Django spools them to disk)."""
+    services.upload_check_size(_content_length(request) - MULTIPART_SLACK)
+    try:
+        files = request.FILES
+    except (SuspiciousOperation, RequestDataTooBig) as exc:  # too many parts or fields
+        raise ParseError(f"Multipart form parse error - {exc}") from None
+    uploads = [Upload(name=f.name, size=f.size, file=f) for field in files for f in files.getlist(field)]
+    if not uploads:
+        raise InvalidRequest("files: a multipart upload needs at least one file.")
+    return uploads
 
 
 class ShareViewSet(PlaygroundAPIView):

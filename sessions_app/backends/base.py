@@ -10,7 +10,7 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from sessions_app.errors import PlaygroundError
 
@@ -127,6 +127,40 @@ class InstanceStats:
     storage_size_bytes: int | None
 
 
+class FilesError(Exception):
+    """A file operation failed inside the instance (the learner may not, the disk is full):
+    its message is what the instance said."""
+
+
+@dataclass(frozen=True)
+class PathInfo:
+    """What a path names in an instance, every symbolic link on its way resolved (files_stat)."""
+
+    path: str  # absolute, without symbolic links, `.` or `..`
+    type: str  # "file", "dir" or "other" (a device, a socket, a pipe)
+    readable: bool  # by the learner
+    writable: bool
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One entry of a directory (files_list), as it is: a symbolic link is not followed."""
+
+    name: str
+    type: str  # "file", "dir", "symlink" or "other"
+    size: int  # bytes; a symbolic link's is the length of its target
+    mtime: float  # seconds since the epoch
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file to write into an instance (files_write): `size` bytes read from `file`."""
+
+    name: str  # a plain file name: no "/", not "." or ".."
+    size: int
+    file: BinaryIO
+
+
 @dataclass(frozen=True)
 class Tty:
     """An attached TTY: output arrives on `reader`, input goes to `writer`.
@@ -195,6 +229,37 @@ class Backend:
         learner's own servers and the inner engine's published ports alike.
         Raises AttachError like exec().
 
+    Files, for `/sessions/{id}/files`. Every one runs in the running instance
+    as its learner, so that it reads and writes only what the learner may in
+    its terminal, and raises AttachError like exec(). Paths are absolute;
+    which of them may be reached is the caller's business, not the backend's.
+
+    home(instance)
+        The learner's home directory in the instance, where exec() runs.
+    files_stat(instance, path)
+        What `path` names, as `realpath -e` resolves it as the learner: every
+        symbolic link and `..` on its way followed, as a PathInfo. None when
+        nothing is there: a missing name, a dangling link, a directory on the
+        way the learner cannot search.
+    files_list(instance, path, limit)
+        The entries of the directory `path` (resolved already), sorted by
+        name, at most `limit` of them, as FileEntry: a symbolic link is
+        listed as one, not followed. Raises FilesError when it cannot be read.
+    files_read(instance, path, timeout)
+        A generator of the bytes of `path` (resolved already): a regular
+        file's content, or a directory as a tar whose members start with the
+        directory's own name. Reading stops after `timeout` seconds, and when
+        the generator is closed. What cannot be read in a directory is left
+        out of its tar.
+    files_write(instance, directory, uploads, timeout)
+        Write each Upload as `directory/name` (`directory` resolved already),
+        owned by the learner. A file of that name is replaced, and so is a
+        symbolic link, which is never followed; a directory of that name is
+        an error. The files are written in order: an error leaves the ones
+        before it written. Raises FilesError when the learner may not write
+        there, the disk is full, or the writing took longer than `timeout`
+        seconds.
+
     The terminal's two methods are coroutines, for the web process's event loop:
 
     attach(instance)
@@ -239,6 +304,21 @@ class Backend:
         raise NotImplementedError
 
     def listening_ports(self, instance: "Instance") -> set[int]:
+        raise NotImplementedError
+
+    def home(self, instance: "Instance") -> str:
+        raise NotImplementedError
+
+    def files_stat(self, instance: "Instance", path: str) -> PathInfo | None:
+        raise NotImplementedError
+
+    def files_list(self, instance: "Instance", path: str, *, limit: int) -> list[FileEntry]:
+        raise NotImplementedError
+
+    def files_read(self, instance: "Instance", path: str, *, timeout: float) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def files_write(self, instance: "Instance", directory: str, uploads: list[Upload], *, timeout: float) -> None:
         raise NotImplementedError
 
     async def attach(self, instance: "Instance") -> Tty:

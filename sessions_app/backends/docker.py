@@ -16,10 +16,12 @@ import functools
 import json
 import logging
 import math
+import posixpath
 import socket
+import tarfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,13 +42,17 @@ from sessions_app.backends.base import (
     ExecEvent,
     ExecExit,
     ExecOutput,
+    FileEntry,
+    FilesError,
     ImageMissing,
     InstanceStats,
+    PathInfo,
     Poll,
     PollResult,
     StartResult,
     TransientBackendError,
     Tty,
+    Upload,
     listening_in,
 )
 from sessions_app.backends.disks import DiskError, LoopDisks
@@ -110,6 +116,29 @@ EXEC_GRACE = 10  # seconds the exec socket waits beyond a command's timeout
 KILLED = 137  # the exit code of a command killed by SIGKILL (128 + 9)
 PROCESSES_KEPT = 4096  # instances whose process listening_ports() remembers
 CPU_SAMPLE = 0.25  # seconds between the two samples of stats()
+FILES_CHECK_TIMEOUT = 30  # seconds a path's resolution or a listing may take
+TAR_BLOCK = 512
+UPLOAD_CHUNK = 256 * 1024  # bytes of an upload sent to the instance at a time
+# The shell scripts of the file methods, run as the learner; their arguments follow.
+# files_stat: the resolved path, its type and what the learner may do, each ended by NUL.
+STAT_SCRIPT = (
+    'realpath -ez -- "$1" || exit 3; stat -L --printf "%F\\0" -- "$1" || exit 3; '
+    '[ -r "$1" ] && printf r; [ -w "$1" ] && printf w; [ -x "$1" ] && printf x; printf "\\0"'
+)
+# files_list: "name/type/size/mtime" of each entry ("/" is the one byte no name
+# holds), ended by NUL, the first $2 by name; find's own exit status.
+LIST_SCRIPT = (
+    'find "$1" -mindepth 1 -maxdepth 1 -printf "%f/%y/%s/%T@\\0" | LC_ALL=C sort -z | head -z -n "$2"; '
+    'exit "${PIPESTATUS[0]}"'
+)
+# files_read: a directory as a tar of its own name, a file as it is.
+READ_SCRIPT = 'if [ -d "$1" ]; then exec tar -c -f - -C "$2" -- "$3"; else exec cat -- "$1"; fi'
+# files_write: GNU tar replaces an existing file or symbolic link of a
+# member's name (it unlinks it, then creates the file anew): a link is never
+# followed. Not root: the files are the learner's, with its umask.
+WRITE_COMMAND = ["tar", "-x", "-f", "-", "--no-same-owner", "--no-same-permissions", "-C"]
+STAT_TYPES = {"regular file": "file", "regular empty file": "file", "directory": "dir"}
+FIND_TYPES = {"f": "file", "d": "dir", "l": "symlink"}
 SECCOMP_ROOTLESS = Path(settings.BASE_DIR) / "docker" / "seccomp-rootless.json"
 
 
@@ -163,6 +192,25 @@ def create_container(client: docker.DockerClient, options: dict) -> Container:
 def exec_user() -> str:
     """Who runs what the platform executes in an instance: never root under the rootless profile."""
     return LEARNER_UID if settings.PLAYGROUND_SECURITY_PROFILE == "rootless" else ""
+
+
+def _tar_of(uploads: list[Upload]) -> Iterator[bytes]:
+    """A tar of the uploads, made as it is sent: each one's header, its bytes a
+    piece at a time, its padding; memory stays flat whatever their size."""
+    for upload in uploads:
+        member = tarfile.TarInfo(upload.name)
+        member.size, member.mode, member.mtime = upload.size, 0o644, int(time.time())
+        yield member.tobuf(format=tarfile.PAX_FORMAT)
+        left = upload.size
+        while left > 0:
+            piece = upload.file.read(min(UPLOAD_CHUNK, left))
+            if not piece:
+                raise FilesError(f"{upload.name} is shorter than its {upload.size} bytes")
+            left -= len(piece)
+            yield piece
+        if upload.size % TAR_BLOCK:
+            yield b"\0" * (TAR_BLOCK - upload.size % TAR_BLOCK)
+    yield b"\0" * (2 * TAR_BLOCK)  # the end of the archive
 
 
 def _ip_address(container: Container, network_name: str) -> str | None:
@@ -543,6 +591,12 @@ class DockerBackend(Backend):
         later all the same, should the instance not answer, or should a
         process that left the group (`setsid`) keep the output open.
         """
+        return self._exec(instance, cmd, stdin=[stdin], timeout=timeout)
+
+    def _exec(
+        self, instance: Instance, cmd: list[str], *, stdin: Iterable[bytes], timeout: float
+    ) -> Iterator[ExecEvent]:
+        """exec(), its input sent a piece at a time as `stdin` gives them (uploads)."""
         name = self._container_name(instance)
         api = self.client.api
         seconds = max(1, math.ceil(timeout))
@@ -552,7 +606,7 @@ class DockerBackend(Backend):
                 ["timeout", "--signal=KILL", str(seconds), *cmd],
                 stdin=True,
                 user=exec_user(),
-                workdir=LEARNER_HOME if exec_user() else "/root",
+                workdir=self.home(instance),
             )["Id"]
             stream = api.exec_start(exec_id, socket=True)
         except (DockerException, requests.exceptions.RequestException) as exc:
@@ -562,8 +616,14 @@ class DockerBackend(Backend):
         deadline = started + seconds + EXEC_GRACE
         try:
             raw.settimeout(seconds + EXEC_GRACE)
-            raw.sendall(stdin)
-            raw.shutdown(socket.SHUT_WR)
+            # A command that stops reading its input while it writes much
+            # output could block this send for good: the socket's timeout ends it.
+            try:
+                for piece in stdin:
+                    raw.sendall(piece)
+                raw.shutdown(socket.SHUT_WR)
+            except BrokenPipeError:
+                pass  # the command ended without reading it all: what it wrote is still to be read
             for number, data in frames_iter(stream, tty=False):
                 if data:
                     yield ExecOutput("stderr" if number == STDERR else "stdout", data)
@@ -693,6 +753,86 @@ class DockerBackend(Backend):
         if end is None or end.exit_code != 0 or len(figures) != 2 or not all(f.isdigit() for f in figures):
             return None, None
         return int(figures[0]), int(figures[1])
+
+    # --- Files ------------------------------------------------------------------
+    # Each runs as the learner through exec, never through the engine's archive
+    # API, which reads and writes as root of the container: a link the learner
+    # swaps in after the path was checked could then reach /etc/shadow, or
+    # /etc/passwd for writing (see Backend for the contract).
+
+    def home(self, instance: Instance) -> str:
+        return LEARNER_HOME if exec_user() else "/root"
+
+    def files_stat(self, instance: Instance, path: str) -> PathInfo | None:
+        exit_code, output, errors = self._run(instance, ["sh", "-c", STAT_SCRIPT, "sh", path])
+        if exit_code == 3:
+            return None
+        fields = output.split(b"\0")
+        if exit_code != 0 or len(fields) < 3:
+            raise AttachError(f"stat of {path} in {self._container_name(instance)} failed ({exit_code}): {errors!r}")
+        resolved, kind, may = (field.decode("utf-8", "replace") for field in fields[:3])
+        kind = STAT_TYPES.get(kind, "other")
+        searchable = kind != "dir" or "x" in may  # a directory is read and written through, too
+        return PathInfo(resolved, kind, readable="r" in may and searchable, writable="w" in may and searchable)
+
+    def files_list(self, instance: Instance, path: str, *, limit: int) -> list[FileEntry]:
+        exit_code, output, errors = self._run(instance, ["bash", "-c", LIST_SCRIPT, "bash", path, str(limit)])
+        if exit_code != 0:
+            raise FilesError(errors.decode("utf-8", "replace").strip()[-500:] or f"find exited with {exit_code}")
+        entries = []
+        for record in output.split(b"\0"):
+            if record.count(b"/") != 3:
+                continue  # the end of the output
+            name, kind, size, mtime = record.split(b"/")
+            entries.append(
+                FileEntry(
+                    name.decode("utf-8", "replace"),
+                    FIND_TYPES.get(kind.decode(), "other"),
+                    int(size),
+                    float(mtime),
+                )
+            )
+        return sorted(entries, key=lambda entry: entry.name)
+
+    def files_read(self, instance: Instance, path: str, *, timeout: float) -> Iterator[bytes]:
+        parent, name = posixpath.split(path)
+        events = self.exec(instance, ["sh", "-c", READ_SCRIPT, "sh", path, parent, name], stdin=b"", timeout=timeout)
+        errors = b""
+        try:
+            for event in events:
+                if isinstance(event, ExecOutput) and event.stream == "stdout":
+                    yield event.data
+                elif isinstance(event, ExecOutput):
+                    errors = (errors + event.data)[-2000:]
+                elif event.exit_code != 0:
+                    raise FilesError(f"reading {path} ended with {event.exit_code}: {errors!r}")
+        finally:
+            events.close()
+
+    def files_write(self, instance: Instance, directory: str, uploads: list[Upload], *, timeout: float) -> None:
+        events = self._exec(instance, [*WRITE_COMMAND, directory], stdin=_tar_of(uploads), timeout=timeout)
+        errors, end = b"", None
+        for event in events:
+            if isinstance(event, ExecOutput):
+                errors = (errors + event.data)[-2000:]
+            else:
+                end = event
+        if end is None or end.exit_code != 0:
+            said = errors.decode("utf-8", "replace").strip()
+            if end is not None and end.timed_out:
+                said = "the upload took longer than the session has left"
+            raise FilesError(said or f"tar exited with {end.exit_code if end else None}")
+
+    def _run(self, instance: Instance, cmd: list[str]) -> tuple[int | None, bytes, bytes]:
+        """A short command run to its end: its exit code, stdout and stderr."""
+        output = {"stdout": b"", "stderr": b""}
+        exit_code = None
+        for event in self.exec(instance, cmd, stdin=b"", timeout=FILES_CHECK_TIMEOUT):
+            if isinstance(event, ExecOutput):
+                output[event.stream] += event.data
+            else:
+                exit_code = event.exit_code
+        return exit_code, output["stdout"], output["stderr"]
 
     # --- The terminal -----------------------------------------------------------
 

@@ -5,6 +5,9 @@ see what users see when provisioning goes wrong.
 """
 
 import asyncio
+import io
+import posixpath
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,15 +19,22 @@ from sessions_app.backends.base import (
     ExecEvent,
     ExecExit,
     ExecOutput,
+    FileEntry,
+    FilesError,
     ImageMissing,
     InstanceStats,
+    PathInfo,
     Poll,
     PollResult,
     StartResult,
     TransientBackendError,
     Tty,
+    Upload,
 )
 from sessions_app.models import Instance
+
+FAKE_HOME = "/home/learner"
+SYMLINK_HOPS = 40  # as Linux: a longer chain of links is a loop
 
 
 class FakeAttachment:
@@ -59,6 +69,81 @@ class FakeAttachment:
 
 
 @dataclass
+class FakeNode:
+    """A file, directory or symbolic link of a fake instance's filesystem."""
+
+    type: str  # "file", "dir" or "symlink"
+    data: bytes = b""
+    target: str = ""  # a symbolic link's
+    learner_may: str = "rw"  # "r", "rw" or "": what the learner may do with it
+    mtime: float = 1_700_000_000.0
+
+
+def _default_files() -> dict[str, FakeNode]:
+    return {
+        "/": FakeNode("dir", learner_may="r"),
+        "/etc": FakeNode("dir", learner_may="r"),
+        "/etc/hostname": FakeNode("file", b"node1\n", learner_may="r"),
+        "/home": FakeNode("dir", learner_may="r"),
+        FAKE_HOME: FakeNode("dir"),
+        "/tmp": FakeNode("dir"),
+    }
+
+
+class FakeFiles(dict[str, FakeNode]):
+    """A fake instance's filesystem: absolute path -> node."""
+
+    def resolve(self, path: str) -> str | None:
+        """`realpath -e` of an absolute path: None where nothing is."""
+        parts, resolved, hops = path.split("/"), "/", 0
+        while parts:
+            part = parts.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                resolved = posixpath.dirname(resolved)
+                continue
+            candidate = posixpath.join(resolved, part)
+            node = self.get(candidate)
+            if node is None or "r" not in self[resolved].learner_may:
+                return None
+            if node.type == "symlink":
+                hops += 1
+                if hops > SYMLINK_HOPS:
+                    return None
+                parts = node.target.split("/") + parts
+                resolved = "/" if node.target.startswith("/") else resolved
+                continue
+            if parts and node.type != "dir" and any(p not in ("", ".") for p in parts):
+                return None
+            resolved = candidate
+        return resolved
+
+    def children(self, directory: str) -> list[str]:
+        return sorted(path for path in self if path != "/" and posixpath.dirname(path) == directory)
+
+    def tar(self, directory: str) -> bytes:
+        """A tar of the directory, its members named from the directory's own name."""
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            parent = posixpath.dirname(directory)
+            for path in [directory, *sorted(p for p in self if p.startswith(directory + "/"))]:
+                node = self[path]
+                member = tarfile.TarInfo(posixpath.relpath(path, parent))
+                member.mtime = int(node.mtime)
+                if node.type == "dir":
+                    member.type = tarfile.DIRTYPE
+                    archive.addfile(member)
+                elif node.type == "symlink":
+                    member.type, member.linkname = tarfile.SYMTYPE, node.target
+                    archive.addfile(member)
+                else:
+                    member.size = len(node.data)
+                    archive.addfile(member, io.BytesIO(node.data))
+        return buffer.getvalue()
+
+
+@dataclass
 class FakeContainer:
     name: str
     storage: str = ""  # the storage token of its disk
@@ -76,6 +161,7 @@ class FakeContainer:
     listening: set[int] = field(default_factory=set)  # ports its "servers" listen on
     ports_looked_up: int = 0  # calls of listening_ports()
     measures: int = 0  # how many times stats() measured it
+    files: FakeFiles = field(default_factory=lambda: FakeFiles(_default_files()))
     stats: InstanceStats = field(
         default_factory=lambda: InstanceStats(
             cpu_percent=1.5,
@@ -192,6 +278,47 @@ class FakeBackend(Backend):
         container = self._running(instance)
         container.ports_looked_up += 1
         return set(container.listening)
+
+    def home(self, instance: Instance) -> str:
+        return FAKE_HOME
+
+    def files_stat(self, instance: Instance, path: str) -> PathInfo | None:
+        files = self._running(instance).files
+        resolved = files.resolve(path)
+        if resolved is None:
+            return None
+        node = files[resolved]
+        return PathInfo(resolved, node.type, "r" in node.learner_may, "w" in node.learner_may)
+
+    def files_list(self, instance: Instance, path: str, *, limit: int) -> list[FileEntry]:
+        files = self._running(instance).files
+        if "r" not in files[path].learner_may:
+            raise FilesError(f"find: '{path}': Permission denied")
+        return [
+            FileEntry(
+                posixpath.basename(child),
+                files[child].type,
+                len(files[child].data or files[child].target.encode()),
+                files[child].mtime,
+            )
+            for child in files.children(path)[:limit]
+        ]
+
+    def files_read(self, instance: Instance, path: str, *, timeout: float) -> Iterator[bytes]:
+        files = self._running(instance).files
+        data = files.tar(path) if files[path].type == "dir" else files[path].data
+        for start in range(0, len(data), 65536):
+            yield data[start : start + 65536]
+
+    def files_write(self, instance: Instance, directory: str, uploads: list[Upload], *, timeout: float) -> None:
+        files = self._running(instance).files
+        for upload in uploads:
+            path = posixpath.join(directory, upload.name)
+            if "w" not in files[directory].learner_may:
+                raise FilesError(f"tar: {upload.name}: Cannot open: Permission denied")
+            if path in files and files[path].type == "dir":
+                raise FilesError(f"tar: {upload.name}: Cannot open: Is a directory")
+            files[path] = FakeNode("file", upload.file.read(upload.size), mtime=time.time())
 
     async def attach(self, instance: Instance) -> Tty:
         container = self._running(instance)

@@ -16,12 +16,22 @@ on one instance cannot both win.
   now (stats); they change nothing in the database, and run from the web process.
 - ports: the ports the instance listens on, which of them are public, and
   where the platform's proxy may send a request for one.
+- files: files uploaded to, downloaded from and listed in a running
+  instance; nothing in the database changes either.
 
 Services enqueue Celery tasks after commit; tasks import services inside
 their bodies, so no module imports one that imports it back.
 """
 
 from sessions_app.services.commands import instance_exec, instance_stats
+from sessions_app.services.files import (
+    Download,
+    files_download,
+    files_list,
+    files_upload,
+    upload_check_size,
+    upload_spool,
+)
 from sessions_app.services.instances import (
     instance_create,
     instance_fail,
@@ -54,7 +64,11 @@ from sessions_app.services.sessions import (
 from sessions_app.services.shares import share_create, share_redeem, share_revoke
 
 __all__ = [
+    "Download",
     "Opened",
+    "files_download",
+    "files_list",
+    "files_upload",
     "instance_create",
     "instance_exec",
     "instance_fail",
@@ -85,4 +99,6 @@ __all__ = [
     "sessions_prepare",
     "sessions_reap_expired",
     "sessions_unprepare",
+    "upload_check_size",
+    "upload_spool",
 ]

@@ -68,12 +68,12 @@ def instance_exec(*, session: Session, cmd: list[str], stdin: str, timeout: int)
     data = stdin.encode()
     # Never past the session's end: a command must not outlive it.
     timeout = max(1, min(timeout, int((session.expires_at - timezone.now()).total_seconds())))
-    release = _take_place(session.pk)
+    release = take_place(session.pk)
     release_connection()  # the command may run for minutes without the database
-    return _Holding(_run(instance, cmd, data, timeout), release)
+    return Holding(_run(instance, cmd, data, timeout), release)
 
 
-def _take_place(session_id: str):
+def take_place(session_id: str):
     """A place for one more command, in this process and in this session; returns its release."""
     with _lock:
         if _running.get(session_id, 0) >= settings.PLAYGROUND_EXEC_PER_SESSION:
@@ -101,7 +101,7 @@ def _take_place(session_id: str):
     return release
 
 
-class _Holding(Iterator[dict]):
+class Holding(Iterator[dict]):
     """Records that hold a place until they end or are closed, whichever comes first.
 
     Read from one thread at a time (next() and close() alike): a close while

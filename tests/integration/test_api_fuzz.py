@@ -49,12 +49,16 @@ def fuzzable_platform(real_services, use_backend, settings):
 # playground and image must exist in the database, and a duration is bounded by
 # the playground's own maximum. A schema-valid body may rightly get that 400,
 # so these two are exempt from the "valid data is accepted" check (and only it).
-# Likewise a share link's token must be one the platform made.
+# Likewise a share link's token must be one the platform made, and a file's
+# path one that exists in the instance, within the learner's home or /tmp.
 BUSINESS_RULE_OPERATIONS = {
     ("POST", "/sessions"),
     ("POST", "/sessions/{id}/instances"),
     ("POST", "/shares/redeem"),
     ("DELETE", "/sessions/{id}/shares/{share_id}"),
+    ("POST", "/sessions/{id}/files"),
+    ("GET", "/sessions/{id}/files"),
+    ("GET", "/sessions/{id}/files/list"),
 }
 
 

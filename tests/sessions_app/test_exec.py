@@ -266,7 +266,7 @@ async def test_a_client_gone_mid_read_frees_the_place_once_the_read_under_way_re
     import asyncio
     import threading
 
-    from sessions_app.services.commands import _Holding
+    from sessions_app.services.commands import Holding
     from sessions_app.views import _ndjson
 
     more, released = threading.Event(), threading.Event()
@@ -276,7 +276,7 @@ async def test_a_client_gone_mid_read_frees_the_place_once_the_read_under_way_re
         more.wait(10)  # a command that writes nothing for a while
         yield {"stream": "stdout", "data": "b"}
 
-    stream = _ndjson(_Holding(records(), released.set))
+    stream = _ndjson(Holding(records(), released.set))
     assert await anext(stream) == b'{"stream": "stdout", "data": "a"}\n'
     waiting = asyncio.ensure_future(anext(stream))
     await asyncio.sleep(0.2)  # a reader thread is inside next() now

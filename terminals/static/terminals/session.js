@@ -73,6 +73,10 @@
     shareError: $("share-error"),
     shareList: $("share-list"),
     shareClose: $("share-close"),
+    dropZone: $("drop-zone"),
+    transfer: $("transfer"),
+    transferText: $("transfer-text"),
+    transferProgress: $("transfer-progress"),
     banner: $("banner"),
     bannerText: $("banner-text"),
     retryNow: $("retry-now"),
@@ -698,6 +702,73 @@
     }
   }
 
+  // --- Files dropped on the terminal -----------------------------------------
+  // They go to the learner's home (POST {api}/files, multipart); the server
+  // checks the size and the path, and its message is shown as it is.
+
+  const TRANSFER_SHOWN_FOR = 4000;
+  let transferTimer = null;
+
+  function showTransfer(text, tone, percent) {
+    clearTimeout(transferTimer);
+    ui.transfer.hidden = false;
+    ui.transfer.dataset.tone = tone || "";
+    ui.transferText.textContent = text;
+    ui.transferProgress.hidden = percent === undefined;
+    if (percent !== undefined) ui.transferProgress.value = percent;
+    if (tone) transferTimer = setTimeout(() => (ui.transfer.hidden = true), TRANSFER_SHOWN_FOR);
+  }
+
+  function carriesFiles(event) {
+    return Array.from(event.dataTransfer ? event.dataTransfer.types : []).includes("Files");
+  }
+
+  function onDragOver(event) {
+    if (!carriesFiles(event)) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "copy";
+    ui.dropZone.hidden = false;
+  }
+
+  function onDrop(event) {
+    if (!carriesFiles(event)) return;
+    event.preventDefault();
+    ui.dropZone.hidden = true;
+    const files = Array.from(event.dataTransfer.files);
+    if (files.length) uploadFiles(files);
+  }
+
+  // XMLHttpRequest rather than fetch: only it reports the upload's progress.
+  function uploadFiles(files) {
+    const form = new FormData();
+    files.forEach((file) => form.append("files", file, file.name));
+    const what = files.length === 1 ? files[0].name : `${files.length} files`;
+    const request = new XMLHttpRequest();
+    request.open("POST", `${apiUrl}/files`);
+    request.setRequestHeader("Accept", "application/json");
+    for (const [name, value] of Object.entries(csrfHeaders())) request.setRequestHeader(name, value);
+    request.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) showTransfer(`Uploading ${what}…`, "", (100 * event.loaded) / event.total);
+    });
+    request.addEventListener("load", () => {
+      let data = null;
+      try {
+        data = JSON.parse(request.responseText);
+      } catch {
+        // not JSON: said below by its status
+      }
+      if (request.status === 201 && data) {
+        const where = data.files.length === 1 ? data.files[0].path : `${data.files.length} files in your home`;
+        showTransfer(`Uploaded ${where}`, "ok");
+      } else {
+        showTransfer((data && data.message) || `The server answered ${request.status}.`, "error");
+      }
+    });
+    request.addEventListener("error", () => showTransfer("The server could not be reached.", "error"));
+    showTransfer(`Uploading ${what}…`, "", 0);
+    request.send(form);
+  }
+
   // --- Wiring ----------------------------------------------------------------
 
   function start() {
@@ -743,6 +814,13 @@
     }
     // A read-only share watches: the server ignores its keys anyway.
     if (state.session.access === "read-only") term.options.disableStdin = true;
+    else {
+      // Whoever may type may drop files too (the server checks it again).
+      const area = $("terminal");
+      area.addEventListener("dragover", onDragOver);
+      area.addEventListener("dragleave", () => (ui.dropZone.hidden = true));
+      area.addEventListener("drop", onDrop);
+    }
     ui.retryNow.addEventListener("click", reconnect);
     ui.overlayDismiss.addEventListener("click", () => {
       ui.overlay.hidden = true;
