@@ -31,11 +31,12 @@ from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-import httpx
+import aiohttp
 import websockets
 from channels.db import database_sync_to_async
 from django.conf import settings
 from websockets.asyncio.client import connect as websocket_connect
+from yarl import URL
 
 from playground.clients import scope_client
 from sessions_app import access
@@ -70,7 +71,6 @@ HOP_BY_HOP = {
 FORWARDED = {b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-forwarded-prefix", b"forwarded"}
 WEBSOCKET_OWN = {b"host", b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions"}
 SANDBOX = b"sandbox allow-scripts allow-forms allow-modals allow-popups allow-popups-to-escape-sandbox allow-downloads"
-CHUNK = 64 * 1024
 CONNECT_TIMEOUT = 5.0
 WEBSOCKET_MAX_MESSAGE = 16 * 1024 * 1024
 # WebSocket close codes when the port cannot be used (sent after accepting,
@@ -103,19 +103,21 @@ class PortProxy:
 
     def __init__(self, app) -> None:
         self.app = app
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        # Made on first use, in the server's event loop.
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(connect=CONNECT_TIMEOUT, read=None, write=60.0, pool=30.0),
-                limits=httpx.Limits(
-                    max_connections=settings.PLAYGROUND_PORTS_CONNECTIONS, max_keepalive_connections=64
-                ),
-                follow_redirects=False,
+    def client(self) -> aiohttp.ClientSession:
+        # Made on first use, in the server's event loop (of which tests have
+        # one each: a session of another loop is of no use here).
+        if self._client is None or self._client_loop is not asyncio.get_running_loop():
+            self._client_loop = asyncio.get_running_loop()
+            self._client = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=settings.PLAYGROUND_PORTS_CONNECTIONS, limit_per_host=0),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=None),
+                auto_decompress=False,  # the client's to decode, as the server sent it
                 trust_env=False,  # no proxy from the environment: the instance's address, always
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             )
         return self._client
 
@@ -150,28 +152,29 @@ class PortProxy:
         if request_body is None:
             return  # the client left
         first, more = request_body
-        upstream = self.client.build_request(
-            scope["method"],
-            httpx.URL(f"http://{target.address}:{target.port}").copy_with(raw_path=route.target),
-            headers=upstream_headers(scope, route, target),
-            content=(rest_of_body(first, receive) if more else first) or None,
-        )
+        url = URL(f"http://{target.address}:{target.port}{route.target.decode('latin-1')}", encoded=True)
         try:
-            response = await self.client.send(upstream, stream=True)
-        except (httpx.HTTPError, OSError) as exc:
+            response = await self.client.request(
+                scope["method"],
+                url,
+                headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in upstream_headers(scope, route, target)],
+                data=(rest_of_body(first, receive) if more else first) or None,
+                allow_redirects=False,
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             logger.info("port %s of session %s: %s", route.port, route.session_id, exc)
             return await respond_error(send, PortUnreachable(log_message=str(exc)))
         try:
             await send(
                 {
                     "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": downstream_headers(response.headers.raw, route, target),
+                    "status": response.status,
+                    "headers": downstream_headers(response.raw_headers, route, target),
                 }
             )
             await pump_body(response, receive, send)
         finally:
-            await response.aclose()
+            response.release()
 
     async def exchange_ticket(self, scope, send, route: Route, ticket: str) -> None:
         """The page's ticket becomes this host's cookie, and the browser asks again without it."""
@@ -408,14 +411,14 @@ class ClientGone(Exception):
     pass
 
 
-async def pump_body(response: httpx.Response, receive, send) -> None:
-    """The port's answer to the client, a chunk at a time, as fast as the client reads it.
+async def pump_body(response: aiohttp.ClientResponse, receive, send) -> None:
+    """The port's answer to the client, as it comes, as fast as the client reads it.
 
     Stops as soon as the client leaves (Daphne says so on `receive`).
     """
 
     async def copy() -> None:
-        async for chunk in response.aiter_raw(CHUNK):
+        async for chunk in response.content.iter_any():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
@@ -427,7 +430,7 @@ async def pump_body(response: httpx.Response, receive, send) -> None:
     try:
         done, _ = await asyncio.wait({copying, watching}, return_when=asyncio.FIRST_COMPLETED)
         if copying in done:
-            with contextlib.suppress(httpx.HTTPError, OSError):
+            with contextlib.suppress(aiohttp.ClientError, OSError):
                 copying.result()
     finally:
         for task in (copying, watching):
