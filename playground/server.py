@@ -1,16 +1,24 @@
-"""Daphne, with flow control of response bodies.
+"""Daphne, with flow control of bodies both ways.
 
-Daphne hands every `http.response.body` an application sends straight to
-Twisted, which keeps what the client has not read yet in memory: a proxied
-100 MB download read slowly would sit whole in the web process. Here a
-response's body waits while Twisted's send buffer is full (Twisted pauses the
-connection's producer) and goes on when it drains, as uvicorn and hypercorn
-do. Everything else is Daphne's.
+- Responses: Daphne hands every `http.response.body` an application sends
+  straight to Twisted, which keeps what the client has not read yet in
+  memory: a proxied 100 MB download read slowly would sit whole in the web
+  process. Here a response's body waits while Twisted's send buffer is full
+  (Twisted pauses the connection's producer) and goes on when it drains, as
+  uvicorn and hypercorn do.
+- Requests: Twisted receives a large request body into a temporary file,
+  and Daphne then reads all of it into the application's queue at once
+  (django/daphne#483): a 100 MB upload would sit whole in memory. Here the
+  application's `receive()` reads the body from that file a piece at a
+  time, as it asks.
+
+Everything else is Daphne's.
 
 Run as Daphne's command line: `python -m playground.server [daphne options] app`.
 """
 
 import asyncio
+from functools import partial
 
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import WebRequest
@@ -37,7 +45,68 @@ class Drain:
         self.writable.set()
 
 
+REQUEST_PIECE = 256 * 1024  # bytes of a request body a receive() hands over at most
+
+
+class _BodyRead(asyncio.Queue):
+    """An application's queue of messages whose request body is read as it is asked for."""
+
+    def __init__(self, body) -> None:
+        super().__init__()
+        self.body = body  # Twisted's: a BytesIO, or a temporary file past 100 kB
+        self.done = False
+
+    def put_nowait(self, message: dict) -> None:
+        if message.get("type") != "http.request":  # Daphne's own copy of the body is left out
+            super().put_nowait(message)
+
+    async def get(self) -> dict:
+        if self.done:
+            return await super().get()
+        try:
+            piece = self.body.read(REQUEST_PIECE)
+        except ValueError:  # closed: the connection is gone
+            piece = b""
+        self.done = len(piece) < REQUEST_PIECE
+        return {"type": "http.request", "body": piece, "more_body": not self.done}
+
+
+class _Drained:
+    """What Daphne reads the body from: nothing, so that it queues an empty one (left out, above)."""
+
+    def __init__(self, body) -> None:
+        self._body = body
+
+    @property
+    def closed(self) -> bool:
+        return self._body.closed
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+    def __getattr__(self, name):  # Twisted's own uses (seek, close) reach the real body
+        return getattr(self._body, name)
+
+
 class FlowControlledServer(Server):
+    def create_application(self, protocol, scope):
+        """Daphne's, but an HTTP request's body goes to the application as it reads it."""
+        if scope.get("type") != "http" or not isinstance(protocol, WebRequest):
+            return super().create_application(protocol, scope)
+        assert "application_instance" not in self.connections[protocol]
+        queue = _BodyRead(protocol.content)
+        protocol.content = _Drained(protocol.content)
+        scope.setdefault("asgi", {"version": "3.0"})
+        application_instance = self.application(
+            scope=scope, receive=queue.get, send=partial(self.handle_reply, protocol)
+        )
+        if protocol not in self.connections:
+            return None
+        self.connections[protocol]["application_instance"] = asyncio.ensure_future(
+            application_instance, loop=asyncio.get_event_loop()
+        )
+        return queue
+
     async def handle_reply(self, protocol, message):
         if not isinstance(protocol, WebRequest) or message.get("type") not in (
             "http.response.start",

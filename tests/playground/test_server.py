@@ -1,0 +1,80 @@
+"""playground.server: Daphne that neither sends ahead of a slow client nor reads a whole upload into memory.
+
+Each test runs the real server on an ASGI application of tests/support/server_apps.py.
+"""
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tests.support.stack import ROOT, free_port, wait_for
+
+
+@pytest.fixture
+def serve():
+    started = []
+
+    def start(app: str) -> str:
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "playground.server", "-b", "127.0.0.1", "-p", str(port), app],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(process)
+
+        def answers() -> bool:
+            with socket.socket() as probe:
+                return probe.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(answers, timeout=20, what="playground.server to listen")
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def test_a_response_goes_no_faster_than_its_client_reads(serve):
+    url = serve("tests.support.server_apps:streaming")
+    reader = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    reader.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+    received = 0
+    for _ in range(10):  # a slow client: 64 KiB every 0.1 s
+        received += len(reader.recv(64 * 1024))
+        time.sleep(0.1)
+
+    sent = int(requests.get(f"{url}/sent", timeout=10).text)
+
+    # The application waited for the client: what it handed over is what was
+    # read plus the sockets' buffers, not the whole 200 MiB.
+    assert received > 0
+    assert sent < 32 << 20, f"the application sent {sent >> 20} MiB to a client that read {received >> 10} KiB"
+    reader.close()
+
+
+def test_a_large_upload_reaches_the_application_whole_without_sitting_in_memory(serve, tmp_path):
+    url = serve("tests.support.server_apps:digest")
+    body = os.urandom(64 << 20)
+
+    size, digest, grown_kib = requests.post(url, data=body, timeout=60).text.split()
+
+    assert int(size) == len(body)
+    assert digest == hashlib.sha256(body).hexdigest()
+    assert int(grown_kib) < 16 << 10, f"peak memory grew by {int(grown_kib) >> 10} MiB while reading the body"
+
+
+def test_a_small_body_and_none_at_all_arrive_as_sent(serve):
+    url = serve("tests.support.server_apps:digest")
+
+    assert requests.post(url, data=b"hello", timeout=10).text.split()[:2] == ["5", hashlib.sha256(b"hello").hexdigest()]
+    assert requests.get(url, timeout=10).text.split()[0] == "0"
