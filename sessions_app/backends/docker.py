@@ -654,8 +654,10 @@ class DockerBackend(Backend):
             now = self.client.api.stats(name, stream=False, one_shot=True)
         except (DockerException, requests.exceptions.RequestException) as exc:
             raise AttachError(f"stats of {name} failed: {exc}") from exc
-        cpu, before = now["cpu_stats"], first["cpu_stats"]
-        used = cpu["cpu_usage"]["total_usage"] - before["cpu_usage"]["total_usage"]
+        # A container stopping between the samples answers with parts left out.
+        cpu, before = now.get("cpu_stats") or {}, first.get("cpu_stats") or {}
+        total = (cpu.get("cpu_usage") or {}).get("total_usage") or 0
+        used = total - ((before.get("cpu_usage") or {}).get("total_usage") or 0)
         elapsed = (cpu.get("system_cpu_usage") or 0) - (before.get("system_cpu_usage") or 0)
         cpus = cpu.get("online_cpus") or 1
         memory = now.get("memory_stats") or {}
@@ -669,7 +671,7 @@ class DockerBackend(Backend):
         used_bytes, size_bytes = self._storage(instance)
         return InstanceStats(
             cpu_percent=round(used / elapsed * cpus * 100, 1) if elapsed > 0 else 0.0,
-            cpu_seconds=round(cpu["cpu_usage"]["total_usage"] / 1e9, 3),
+            cpu_seconds=round(total / 1e9, 3),
             memory_bytes=max(0, memory.get("usage", 0) - page_cache),
             memory_limit_bytes=memory.get("limit", 0),
             pids=(now.get("pids_stats") or {}).get("current", 0),

@@ -1,6 +1,7 @@
 """What the Docker backend asks the engine for, without an engine."""
 
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -212,3 +213,44 @@ def test_disks_present_are_the_disk_files_only(tmp_path):
 
 def test_disks_need_a_local_engine():
     assert "remote" in LoopDisks().unavailable_reason("tcp://10.0.0.5:2376")
+
+
+def test_stats_of_a_container_that_stops_between_its_samples_are_zeros_not_an_error(instance, monkeypatch):
+    backend = DockerBackend()
+    answers = iter([{"cpu_stats": {"cpu_usage": {"total_usage": 5_000_000_000}}}, {"memory_stats": {}}])
+    monkeypatch.setattr(backend.client.api, "stats", lambda *args, **kwargs: next(answers))
+    monkeypatch.setattr(backend, "_storage", lambda instance: (None, None))
+
+    measured = backend.stats(instance)
+
+    assert (measured.cpu_percent, measured.cpu_seconds, measured.memory_bytes, measured.pids) == (0.0, 0.0, 0, 0)
+
+
+def test_the_process_of_an_instance_is_asked_of_the_engine_once(instance, monkeypatch, tmp_path):
+    backend = DockerBackend()
+    inspected = []
+
+    def inspect(name):
+        inspected.append(name)
+        return {"Id": "c0ffee", "State": {"Running": True, "Pid": 4242}}
+
+    monkeypatch.setattr(backend.client.api, "inspect_container", inspect)
+    monkeypatch.setattr(backend, "docker_host", "unix:///var/run/docker.sock")
+    tables = "  sl  local_address\n   0: 00000000:1F90 00000000:0000 0A 0\n"
+    monkeypatch.setattr(backend, "_host_proc_net", lambda pid, container_id: tables if pid == 4242 else None)
+
+    assert backend.listening_ports(instance) == {8080}
+    assert backend.listening_ports(instance) == {8080}
+    assert len(inspected) == 1
+
+
+def test_a_process_is_read_from_the_hosts_proc_only_when_it_is_the_containers(monkeypatch):
+    backend = DockerBackend()
+    monkeypatch.setattr(backend, "docker_host", "unix:///var/run/docker.sock")
+    own = Path("/proc/self/cgroup").read_text().splitlines()[0]  # certainly in its own cgroup file
+    pid = os.getpid()
+
+    assert backend._host_proc_net(pid, "not-this-container") is None
+    assert "local_address" in backend._host_proc_net(pid, own)
+    monkeypatch.setattr(backend, "docker_host", "tcp://10.0.0.5:2375")  # another machine's engine
+    assert backend._host_proc_net(pid, own) is None
