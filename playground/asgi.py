@@ -16,13 +16,12 @@ from terminals.proxy import PortProxy  # noqa: E402
 from terminals.routing import websocket_urlpatterns  # noqa: E402
 
 # A learner's published ports (terminals.proxy) are served before Django sees the request.
-application = AccessLog(
-    PortProxy(
-        ProtocolTypeRouter(
-            {
-                "http": django_asgi_app,
-                "websocket": OriginCheck(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-            }
-        )
+ports = PortProxy(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": OriginCheck(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        }
     )
 )
+application = AccessLog(ports)

@@ -113,13 +113,25 @@ class PortProxy:
         if self._client is None or self._client_loop is not asyncio.get_running_loop():
             self._client_loop = asyncio.get_running_loop()
             self._client = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=settings.PLAYGROUND_PORTS_CONNECTIONS, limit_per_host=0),
+                # A connection per request: one kept alive to an instance goes
+                # stale when the learner restarts their server (or the instance
+                # its address), and its next request would fail; a new one to
+                # the instance's bridge costs a fraction of a millisecond.
+                connector=aiohttp.TCPConnector(
+                    limit=settings.PLAYGROUND_PORTS_CONNECTIONS, limit_per_host=0, force_close=True
+                ),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=None),
                 auto_decompress=False,  # the client's to decode, as the server sent it
                 trust_env=False,  # no proxy from the environment: the instance's address, always
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             )
         return self._client
+
+    async def aclose(self) -> None:
+        """Close the connections to ports (of the running event loop's client)."""
+        if self._client is not None and self._client_loop is asyncio.get_running_loop():
+            await self._client.close()
+            self._client = None
 
     async def __call__(self, scope, receive, send) -> None:
         route = route_of(scope) if scope["type"] in ("http", "websocket") else None

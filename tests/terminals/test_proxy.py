@@ -14,6 +14,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from websockets.asyncio.server import serve
 
+from playground import asgi
 from playground.asgi import application
 from sessions_app.access import Credentials
 from sessions_app.backends.fake import engine
@@ -32,6 +33,13 @@ DOMAIN = "ports.test"
 def _fake_backend(use_backend, settings):
     settings.PLAYGROUND_PORTS_DOMAIN = DOMAIN
     ports._looked.clear()
+
+
+@pytest.fixture(autouse=True)
+async def _close_the_proxys_connections():
+    """In the test's own event loop, which ends with the test."""
+    yield
+    await asgi.ports.aclose()
 
 
 class Upstream(http.server.ThreadingHTTPServer):
