@@ -6,6 +6,11 @@
   process. Here a response's body waits while Twisted's send buffer is full
   (Twisted pauses the connection's producer) and goes on when it drains, as
   uvicorn and hypercorn do.
+- WebSockets, likewise: a message sent waits while the client's connection
+  cannot take more, and a client's messages stop being read from its
+  connection while the application has more than INBOUND_HIGH bytes of them
+  to take (a learner's page flooding a server that does not read, through
+  the ports proxy, would otherwise pile up in the web process).
 - Requests: Twisted receives a large request body into a temporary file,
   and Daphne then reads all of it into the application's queue at once
   (django/daphne#483): a 100 MB upload would sit whole in memory. Here the
@@ -23,6 +28,7 @@ from functools import partial
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import WebRequest
 from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
@@ -88,14 +94,54 @@ class _Drained:
         return getattr(self._body, name)
 
 
+INBOUND_HIGH = 1024 * 1024  # bytes of a WebSocket's messages waiting for the application before reading stops
+INBOUND_LOW = 256 * 1024  # ... and below which it reads again
+
+
+def _message_size(message: dict) -> int:
+    return len(message.get("bytes") or b"") + len(message.get("text") or "")
+
+
+class _Inbound(asyncio.Queue):
+    """A WebSocket's messages for the application: past INBOUND_HIGH bytes, the connection stops being read."""
+
+    def __init__(self, protocol) -> None:
+        super().__init__()
+        self.protocol = protocol
+        self.queued = 0
+        self.paused = False
+
+    def put_nowait(self, message: dict) -> None:
+        super().put_nowait(message)
+        self.queued += _message_size(message)
+        transport = self.protocol.transport
+        if self.queued > INBOUND_HIGH and not self.paused and transport is not None:
+            self.paused = True
+            transport.pauseProducing()
+
+    async def get(self) -> dict:
+        message = await super().get()
+        self.queued -= _message_size(message)
+        transport = self.protocol.transport
+        if self.paused and self.queued < INBOUND_LOW:
+            self.paused = False
+            if transport is not None:
+                transport.resumeProducing()
+        return message
+
+
 class FlowControlledServer(Server):
     def create_application(self, protocol, scope):
-        """Daphne's, but an HTTP request's body goes to the application as it reads it."""
-        if scope.get("type") != "http" or not isinstance(protocol, WebRequest):
+        """Daphne's, but an HTTP request's body goes to the application as it reads it,
+        and a WebSocket's messages as fast as the application takes them."""
+        if scope.get("type") == "websocket" and isinstance(protocol, WebSocketProtocol):
+            queue = _Inbound(protocol)
+        elif scope.get("type") == "http" and isinstance(protocol, WebRequest):
+            queue = _BodyRead(protocol.content)
+            protocol.content = _Drained(protocol.content)
+        else:
             return super().create_application(protocol, scope)
         assert "application_instance" not in self.connections[protocol]
-        queue = _BodyRead(protocol.content)
-        protocol.content = _Drained(protocol.content)
         scope.setdefault("asgi", {"version": "3.0"})
         application_instance = self.application(
             scope=scope, receive=queue.get, send=partial(self.handle_reply, protocol)
@@ -108,6 +154,8 @@ class FlowControlledServer(Server):
         return queue
 
     async def handle_reply(self, protocol, message):
+        if isinstance(protocol, WebSocketProtocol) and message.get("type") == "websocket.send":
+            return await self._send_websocket(protocol, message)
         if not isinstance(protocol, WebRequest) or message.get("type") not in (
             "http.response.start",
             "http.response.body",
@@ -128,6 +176,24 @@ class FlowControlledServer(Server):
             protocol.registerProducer(drain, True)
         elif message["type"] == "http.response.body" and (drain := connection.get("drain")) is not None:
             await drain.writable.wait()
+
+    async def _send_websocket(self, protocol, message) -> None:
+        await super().handle_reply(protocol, message)
+        connection = self.connections.get(protocol)
+        transport = protocol.transport
+        if connection is None or transport is None or not hasattr(transport, "registerProducer"):
+            return
+        drain = connection.get("drain")
+        if drain is None:
+            # The connection's producer was the HTTP channel it was upgraded
+            # from, which has nothing left to say: the drain takes its place.
+            drain = connection["drain"] = Drain()
+            if getattr(transport, "producer", None) is not None:
+                if getattr(transport, "producerPaused", False):
+                    drain.pauseProducing()
+                transport.unregisterProducer()
+            transport.registerProducer(drain, True)
+        await drain.writable.wait()
 
 
 class FlowControlledCommandLine(CommandLineInterface):

@@ -41,6 +41,7 @@ from yarl import URL
 from playground.clients import scope_client
 from sessions_app import access
 from sessions_app.errors import (
+    InvalidRequest,
     PlaygroundError,
     PortUnreachable,
     SessionNotFound,
@@ -69,13 +70,29 @@ HOP_BY_HOP = {
 }
 # Set by the proxy itself, whatever a client sends.
 FORWARDED = {b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-forwarded-prefix", b"forwarded"}
+# What a learner's server may not say to its visitors' browsers: clear their
+# cookies and storage (on the platform's own site too).
+NEVER_FROM_PORTS = {b"clear-site-data"}
+# ... nor, under the platform's own origin, anything that would hold for the
+# whole origin; its own CSP is replaced by the sandbox.
+NOT_ON_PLATFORMS_ORIGIN = {
+    b"content-security-policy",
+    b"content-security-policy-report-only",
+    b"strict-transport-security",
+    b"service-worker-allowed",
+    b"origin-agent-cluster",
+}
 WEBSOCKET_OWN = {b"host", b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions"}
 SANDBOX = b"sandbox allow-scripts allow-forms allow-modals allow-popups allow-popups-to-escape-sandbox allow-downloads"
 CONNECT_TIMEOUT = 5.0
-WEBSOCKET_MAX_MESSAGE = 16 * 1024 * 1024
+POOL_WAIT = 10.0  # seconds a request waits for a connection to its port, connecting included
+PER_INSTANCE = 32  # connections to one instance at once, per web process
+WEBSOCKET_MAX_MESSAGE = 4 * 1024 * 1024
+WEBSOCKET_QUEUE = 4  # messages from a port kept while its client is slow to take them
 # WebSocket close codes when the port cannot be used (sent after accepting,
 # so that the browser sees them): as the terminal's, see terminals.consumers.
-CLOSE_BY_STATUS = {404: 4404, 409: 4410, 502: 1014, 503: 1013}
+CLOSE_BY_STATUS = {400: 1008, 404: 4404, 409: 4410, 502: 1014, 503: 1013}
+CLOSE_CROSS_ORIGIN = 4403
 
 
 @dataclass(frozen=True)
@@ -117,10 +134,16 @@ class PortProxy:
                 # stale when the learner restarts their server (or the instance
                 # its address), and its next request would fail; a new one to
                 # the instance's bridge costs a fraction of a millisecond.
+                # At most PER_INSTANCE of them to one instance: a learner's
+                # server that never answers holds up its own requests only.
                 connector=aiohttp.TCPConnector(
-                    limit=settings.PLAYGROUND_PORTS_CONNECTIONS, limit_per_host=0, force_close=True
+                    limit=settings.PLAYGROUND_PORTS_CONNECTIONS, limit_per_host=PER_INSTANCE, force_close=True
                 ),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=None),
+                # `connect` counts the wait for a free connection too; no read
+                # timeout: a stream (server-sent events, a long poll) may idle.
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=POOL_WAIT, sock_connect=CONNECT_TIMEOUT, sock_read=None
+                ),
                 auto_decompress=False,  # the client's to decode, as the server sent it
                 trust_env=False,  # no proxy from the environment: the instance's address, always
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
@@ -145,6 +168,9 @@ class PortProxy:
 
     async def http(self, scope, receive, send, route: Route) -> None:
         headers = dict(scope["headers"])
+        if not route.target.startswith(b"/"):
+            # `GET @host:port/ HTTP/1.1`, `GET http://host/`, `OPTIONS *`: only a path is asked of a port.
+            return await respond_error(send, InvalidRequest("Ask a port for a path, starting with /."))
         if route.bare:
             # /sessions/{id}/ports/{port}: the app's relative links need the slash.
             query = scope["query_string"].decode("latin-1")
@@ -164,7 +190,10 @@ class PortProxy:
         if request_body is None:
             return  # the client left
         first, more = request_body
-        url = URL(f"http://{target.address}:{target.port}{route.target.decode('latin-1')}", encoded=True)
+        try:
+            url = upstream_url("http", target, route.target)
+        except InvalidRequest as exc:
+            return await respond_error(send, exc)
         try:
             response = await self.client.request(
                 scope["method"],
@@ -203,7 +232,9 @@ class PortProxy:
         morsel.update({"path": "/", "httponly": True, "samesite": "Lax", "max-age": ports.PASS_MAX_AGE})
         if scope.get("scheme") in ("https", "wss"):
             morsel["secure"] = True
-        location = scope["path"] + (f"?{kept}" if kept else "")
+        # The path as the browser sent it, never `//elsewhere`.
+        path = "/" + route.target.split(b"?", 1)[0].decode("latin-1").lstrip("/")
+        location = path + (f"?{kept}" if kept else "")
         await respond(
             send,
             302,
@@ -218,13 +249,20 @@ class PortProxy:
             return
         headers = dict(scope["headers"])
         port_pass = pass_in(headers) if not route.prefix else None
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        if port_pass is not None and origin and urlsplit(origin).netloc.lower() != route.host:
+            # The port's cookie rides along with a socket any page of the
+            # ports' domain opens: only the port's own pages may use it.
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": CLOSE_CROSS_ORIGIN})
+            return
         try:
             target = await find_target(scope, route, port_pass)
+            uri = str(upstream_url("ws", target, route.target))
         except PlaygroundError as exc:
             await send({"type": "websocket.accept"})
             await send({"type": "websocket.close", "code": CLOSE_BY_STATUS.get(status_of(exc) or 404, 1011)})
             return
-        uri = f"ws://{target.address}:{target.port}{route.target.decode('latin-1')}"
         try:
             upstream = await websocket_connect(
                 uri,
@@ -238,6 +276,7 @@ class PortProxy:
                 open_timeout=CONNECT_TIMEOUT,
                 ping_interval=None,  # the browser's and the server's own business
                 max_size=WEBSOCKET_MAX_MESSAGE,
+                max_queue=WEBSOCKET_QUEUE,  # then it stops reading: the port's server waits
                 compression=None,
                 proxy=None,
             )
@@ -272,6 +311,27 @@ def route_of(scope) -> Route | None:
     rest = (match["rest"] or "/").encode("latin-1")
     target = rest + (b"?" + query if query else b"")
     return Route(unquote(match["session"]), int(match["port"]), target, prefix, host, bare=match["rest"] is None)
+
+
+def upstream_url(scheme: str, target: ports.PortTarget, path_and_query: bytes) -> URL:
+    """The URL of the request at the port: the instance's address and port, and the path asked for.
+
+    Built from its parts, never by pasting text: nothing in the path can
+    name another host (`@host:port/...`), and it is checked all the same.
+    """
+    text = path_and_query.decode("latin-1")
+    path, _, query = text.partition("?")
+    if not path.startswith("/"):
+        raise InvalidRequest("Ask a port for a path, starting with /.")
+    try:
+        url = URL.build(
+            scheme=scheme, host=target.address, port=target.port, path=path, query_string=query, encoded=True
+        )
+    except (ValueError, TypeError):
+        raise InvalidRequest("That path cannot be asked of a port.") from None
+    if (url.host, url.port) != (target.address, target.port):
+        raise InvalidRequest("That path cannot be asked of a port.")
+    return url
 
 
 async def find_target(scope, route: Route, port_pass) -> ports.PortTarget:
@@ -321,8 +381,8 @@ def upstream_headers(scope, route: Route, target: ports.PortTarget) -> list[tupl
     kept = []
     for name, value in scope["headers"]:
         name = name.lower()
-        if name in HOP_BY_HOP or name in FORWARDED:
-            continue
+        if name in HOP_BY_HOP or name in FORWARDED or name == b"host":
+            continue  # (one Host below: the one the request was routed by)
         if name == b"authorization" and target.strip_authorization:
             continue
         if name == b"cookie":
@@ -337,6 +397,7 @@ def upstream_headers(scope, route: Route, target: ports.PortTarget) -> list[tupl
     client = scope_client(scope)
     scheme = scope.get("scheme", "http").replace("ws", "http")
     kept += [
+        (b"host", route.host.encode("latin-1")),
         (b"x-forwarded-host", route.host.encode("latin-1")),
         (b"x-forwarded-proto", scheme.encode("latin-1")),
     ]
@@ -351,14 +412,15 @@ def downstream_headers(raw: list[tuple[bytes, bytes]], route: Route, target: por
     headers = []
     for name, value in raw:
         name = name.lower()
-        if name in HOP_BY_HOP:
+        if name in HOP_BY_HOP or name in NEVER_FROM_PORTS or (route.prefix and name in NOT_ON_PLATFORMS_ORIGIN):
             continue
         if route.prefix and name == b"location":
             value = _rebased_location(value.decode("latin-1"), route, target).encode("latin-1")
-        elif route.prefix and name == b"set-cookie":
-            value = _cookie_under(value.decode("latin-1"), route.prefix).encode("latin-1")
-        elif route.prefix and name == b"content-security-policy":
-            continue  # replaced by the sandbox below
+        elif name == b"set-cookie":
+            cookie = _cookie_of_port(value.decode("latin-1"), route.prefix)
+            if cookie is None:
+                continue
+            value = cookie.encode("latin-1")
         headers.append((name, value))
     if route.prefix:
         headers.append((b"content-security-policy", SANDBOX))
@@ -383,17 +445,25 @@ def _rebased_location(location: str, route: Route, target: ports.PortTarget) -> 
     )
 
 
-def _cookie_under(set_cookie: str, prefix: str) -> str:
-    """A cookie of the learner's app, kept to the port's own path, never the platform's domain."""
+def _cookie_of_port(set_cookie: str, prefix: str) -> str | None:
+    """A cookie of the learner's app, for its port alone: never for another domain (the
+    platform's, or the ports' whole domain), under the platform's path only below the
+    port's prefix, and never in the name of one of the platform's own cookies."""
     name_value, *attributes = set_cookie.split(";")
+    if name_value.strip().partition("=")[0].strip() in platform_cookies():
+        return None
     kept = [name_value.strip()]
     path = "/"
     for attribute in attributes:
         key, _, value = attribute.strip().partition("=")
-        if key.lower() == "path":
-            path = value or "/"
-        elif key.lower() != "domain" and key:
+        key = key.strip().lower()
+        if key == "path":
+            path = value.strip() or "/"
+        elif key and key != "domain":
             kept.append(attribute.strip())
+    if not prefix:
+        kept.append(f"Path={path}")
+        return "; ".join(kept)
     kept.append(f"Path={prefix}{path if path.startswith('/') else '/' + path}")
     return "; ".join(kept)
 

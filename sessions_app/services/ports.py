@@ -114,14 +114,11 @@ def port_target(
     if not MIN_PORT <= port <= MAX_PORT:
         raise PortNotListening(log_message=f"port {port} of session {session_id}")
     session = session_get(session_id=session_id)
-    strip = False
+    grant = access.session_grant(session, credentials or Credentials())
+    # A bearer token that is the session's or a share's is the platform's, public port or not.
+    strip = bool(credentials and credentials.bearer) and not grant.by_cookie and grant.level > Access.NONE
     if port not in session.public_ports:
-        if port_pass is not None:
-            allowed = _pass_holds(session, port, port_pass)
-        else:
-            grant = access.session_grant(session, credentials or Credentials())
-            allowed = grant.level > Access.NONE
-            strip = bool(credentials and credentials.bearer) and not grant.by_cookie and grant.level > Access.NONE
+        allowed = _pass_holds(session, port, port_pass) if port_pass is not None else grant.level > Access.NONE
         if not allowed:
             raise SessionNotFound(log_message=f"no access to port {port} of session {session_id}")
     instance = running_instance(session, f"port {port}")

@@ -78,3 +78,47 @@ def test_a_small_body_and_none_at_all_arrive_as_sent(serve):
 
     assert requests.post(url, data=b"hello", timeout=10).text.split()[:2] == ["5", hashlib.sha256(b"hello").hexdigest()]
     assert requests.get(url, timeout=10).text.split()[0] == "0"
+
+
+def websocket_to(url: str) -> socket.socket:
+    """A raw client socket past the WebSocket handshake (what a browser would do, without reading more)."""
+    client = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+    client.sendall(
+        b"GET / HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += client.recv(1)
+    assert b" 101 " in head, head
+    return client
+
+
+def test_a_websocket_sends_no_faster_than_its_client_reads(serve):
+    url = serve("tests.support.server_apps:websocket_flood")
+    client = websocket_to(url)
+    time.sleep(2)  # the application sends; the client reads nothing
+
+    sent = int(requests.get(url, timeout=10).text)
+
+    assert sent < 32 << 20, f"the application sent {sent >> 20} MiB to a client that read nothing"
+    client.close()
+
+
+def test_a_websockets_messages_stop_being_read_while_the_application_does_not_take_them(serve):
+    url = serve("tests.support.server_apps:websocket_sink")
+    client = websocket_to(url)
+    client.settimeout(2)
+    frame = b"\x82\xff" + (1 << 20).to_bytes(8, "big") + b"\0\0\0\0" + b"y" * (1 << 20)  # masked with zeros
+    written = 0
+    with pytest.raises(TimeoutError):
+        for _ in range(200):
+            client.sendall(frame)
+            written += len(frame)
+
+    # The server stopped reading after about INBOUND_HIGH: the client's own
+    # sending blocked, where an unbounded queue would have taken all 200 MiB.
+    assert written < 32 << 20
+    client.close()

@@ -1,5 +1,6 @@
 """Plain ASGI applications for the tests of playground.server (no Django)."""
 
+import asyncio
 import hashlib
 
 sent = 0  # bytes `streaming` has handed to the server so far
@@ -47,3 +48,33 @@ async def digest(scope, receive, send):
     body = f"{size} {hashed.hexdigest()} {peak_memory_kib() - before}".encode()
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": body})
+
+
+ws_sent = 0  # bytes `websocket_flood` has handed to the server so far
+
+
+async def websocket_flood(scope, receive, send):
+    """A WebSocket that sends 600 MiB as fast as the server takes them; HTTP GET: how much so far."""
+    global ws_sent
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(ws_sent).encode()})
+        return
+    if scope["type"] != "websocket":
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    message = b"x" * (1 << 20)
+    for _ in range(600):
+        await send({"type": "websocket.send", "bytes": message})
+        ws_sent += len(message)
+
+
+async def websocket_sink(scope, receive, send):
+    """A WebSocket that accepts and then never reads what it is sent."""
+    if scope["type"] != "websocket":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    while True:
+        await asyncio.sleep(3600)

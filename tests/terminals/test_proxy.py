@@ -4,6 +4,8 @@ standing in for the learner's servers (the instance's address is 127.0.0.1)."""
 
 import contextlib
 import http.server
+import json
+import socket
 import threading
 
 import httpx
@@ -18,7 +20,7 @@ from playground import asgi
 from playground.asgi import application
 from sessions_app.access import Credentials
 from sessions_app.backends.fake import engine
-from sessions_app.models import Instance, Share, hash_secret
+from sessions_app.models import Instance, Session, Share, hash_secret
 from sessions_app.selectors import session_get
 from sessions_app.services import port_ticket, ports
 from terminals.proxy import PORT_COOKIE, TICKET_PARAMETER
@@ -54,6 +56,7 @@ class Upstream(http.server.ThreadingHTTPServer):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    extra_headers: list[tuple[str, str]] = []  # sent with every answer
 
     def log_message(self, *args):
         pass
@@ -69,6 +72,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         body = b"hello from the instance\n"
         self.send_response(200)
+        for name, value in self.extra_headers:
+            self.send_header(name, value)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -380,3 +385,129 @@ def test_the_listening_ports_come_from_proc_net_tcp():
         ]
     )
     assert listening_in(text) == {8080, 7000, 24}
+
+
+# --- What an intruder tries ---------------------------------------------------------
+
+
+async def raw_request(raw_path: bytes, headers: list, method: str = "GET") -> tuple[int, dict, bytes]:
+    """The application's answer to a request as Daphne would hand it over, whatever its target."""
+    path, _, query = raw_path.partition(b"?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path.decode("latin-1"),
+        "raw_path": path,
+        "query_string": query,
+        "headers": headers,
+        "client": ("203.0.113.9", 5000),
+        "server": ("testserver", 80),
+    }
+    messages = []
+    sent = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive():
+        return sent.pop() if sent else {"type": "http.disconnect"}
+
+    async def send(message):
+        messages.append(message)
+
+    await application(scope, receive, send)
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body
+
+
+async def test_a_target_that_is_no_path_never_names_another_host(session, upstream):
+    session_id, token, port = session
+    with socket.socket() as elsewhere:  # what the intruder would like to reach
+        elsewhere.bind(("127.0.0.1", 0))
+        elsewhere.listen()
+        elsewhere.settimeout(0.5)
+        other = elsewhere.getsockname()[1]
+        headers = [(b"host", f"{port}-{session_id}.{DOMAIN}".encode()), (b"authorization", f"Bearer {token}".encode())]
+        for target in (f"@127.0.0.1:{other}/secret", f"http://127.0.0.1:{other}/x", "*", "a", f":{other}/", "\\x"):
+            status, _, body = await raw_request(target.encode(), headers)
+
+            assert status == 400, (target, status, body)
+            assert json.loads(body)["error"] == "invalid_request"
+            with pytest.raises(TimeoutError):
+                elsewhere.accept()  # nothing was dialled
+    assert upstream.seen == []
+
+
+async def test_what_the_learners_server_may_not_tell_its_visitors(session, upstream, monkeypatch):
+    session_id, token, port = session
+    monkeypatch.setattr(
+        Handler,
+        "extra_headers",
+        [
+            ("Clear-Site-Data", '"cookies", "storage"'),
+            ("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),
+            ("Set-Cookie", "playground_browser=forged; Path=/"),
+            ("Set-Cookie", "x=1; Domain =testserver; Path=/"),
+            ("Set-Cookie", "y=2; domain=ports.test"),
+        ],
+        raising=False,
+    )
+    async with asgi_client(Authorization=f"Bearer {token}") as client:
+        by_path = await client.get(f"/sessions/{session_id}/ports/{port}/")
+        by_host = await client.get("/", headers={"Host": f"{port}-{session_id}.{DOMAIN}"})
+
+    for response, prefix in ((by_path, f"/sessions/{session_id}/ports/{port}"), (by_host, "")):
+        assert response.status_code == 200
+        assert "clear-site-data" not in response.headers
+        cookies = response.headers.get_list("set-cookie")
+        assert not [c for c in cookies if c.startswith("playground_browser=")]
+        assert not [c for c in cookies if "domain" in c.lower()]
+        assert f"x=1; Path={prefix}/" in cookies
+    assert "strict-transport-security" not in by_path.headers  # the platform's origin is not the app's
+
+
+async def test_a_sessions_token_is_kept_from_a_public_port_too(session, upstream):
+    session_id, token, port = session
+    await sync_to_async(Session.objects.filter(pk=session_id).update)(public_ports=[port])
+    async with asgi_client() as client:
+        await client.get(f"/sessions/{session_id}/ports/{port}/", headers={"Authorization": f"Bearer {token}"})
+        await client.get(f"/sessions/{session_id}/ports/{port}/", headers={"Authorization": "Bearer the-apps-own"})
+
+    first, second = ({name.lower(): value for name, value in seen["headers"].items()} for seen in upstream.seen)
+    assert "authorization" not in first
+    assert second["authorization"] == "Bearer the-apps-own"
+
+
+async def test_the_ticket_exchange_sends_the_browser_nowhere_else(session):
+    session_id, token, port = session
+    ticket = await sync_to_async(_ticket)(session_id, token, port)
+    headers = [(b"host", f"{port}-{session_id}.{DOMAIN}".encode())]
+
+    status, answer, _ = await raw_request(f"//evil.example/?{TICKET_PARAMETER}={ticket}".encode(), headers)
+
+    assert status == 302
+    assert answer["location"] == "/evil.example/"
+
+
+async def test_a_ports_cookie_opens_no_websocket_for_another_pages_origin(session):
+    session_id, token, _ = session
+    async with echo_server() as port:
+        await sync_to_async(_listen_on)(session_id, port)
+        ticket = await sync_to_async(_ticket)(session_id, token, port)
+        host = f"{port}-{session_id}.{DOMAIN}"
+        async with asgi_client(Host=host) as client:
+            exchanged = await client.get(f"/?{TICKET_PARAMETER}={ticket}")
+        cookie = f"{PORT_COOKIE}={exchanged.headers['set-cookie'].split(';')[0].split('=', 1)[1]}".encode()
+
+        async def opened_from(origin: bytes) -> dict:
+            headers = [(b"host", host.encode()), (b"cookie", cookie), (b"origin", origin)]
+            communicator = WebsocketCommunicator(application, "/", headers=headers)
+            assert (await communicator.connect())[0]
+            await communicator.send_to(text_data="hi")
+            answer = await communicator.receive_output(timeout=3)
+            await communicator.disconnect()
+            return answer
+
+        assert await opened_from(f"http://{host}".encode()) == {"type": "websocket.send", "text": "hi"}
+        assert await opened_from(f"http://9999-attacker.{DOMAIN}".encode()) == {"type": "websocket.close", "code": 4403}
