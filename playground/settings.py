@@ -496,6 +496,9 @@ PLAYGROUND_FIREWALL_CHECK_SECONDS = env_float("PLAYGROUND_FIREWALL_CHECK_SECONDS
 PLAYGROUND_EGRESS_ALLOW = env_str("PLAYGROUND_EGRESS_ALLOW", "")
 # Ports of the host itself that instances may open: "5000/tcp 53/udp".
 PLAYGROUND_HOST_ALLOW = env_str("PLAYGROUND_HOST_ALLOW", "")
+# The registry mirror every instance's inner Docker pulls through, as
+# HOST:PORT seen from the instances; empty: none.
+PLAYGROUND_REGISTRY_MIRROR = env_str("PLAYGROUND_REGISTRY_MIRROR", "").strip()
 
 # --- Logging ----------------------------------------------------------------
 
