@@ -66,7 +66,7 @@ def register_redis() -> None:
     the broker is made; the URLs, and what the logs show of them, stay as they are.
     """
     for scheme in ("redis", "rediss"):
-        TRANSPORT_ALIASES[scheme] = "playground.broker:RedisTransport"
+        TRANSPORT_ALIASES[scheme] = f"{__name__}:RedisTransport"
         kombu_transports._transport_cache.pop(scheme, None)
 
 
@@ -78,4 +78,4 @@ def register(folders: dict[str, str]) -> None:
     """
     for folder in set(folders.values()):
         os.makedirs(folder, exist_ok=True)
-    TRANSPORT_ALIASES[SCHEME] = "playground.broker:Transport"
+    TRANSPORT_ALIASES[SCHEME] = f"{__name__}:Transport"

@@ -37,6 +37,7 @@ from sessions_app.serializers import (
     ShareRedeemedSerializer,
     ShareRedeemSerializer,
     ShareSerializer,
+    StrictSerializer,
     TerminalSerializer,
 )
 from sessions_app.views import FileViewSet, InstanceViewSet, SessionViewSet, ShareViewSet
@@ -96,14 +97,17 @@ def responses_have_every_field(result, generator, request, public):
 
 # Request bodies, by component: their serializers refuse unknown fields
 # (StrictSerializer) and blank strings, which drf-spectacular does not say.
-_REQUEST_COMPONENTS = {
-    "SessionCreate": SessionCreateSerializer,
-    "SessionExtend": SessionExtendSerializer,
-    "InstanceCreate": InstanceCreateSerializer,
-    "ShareCreate": ShareCreateSerializer,
-    "ShareRedeem": ShareRedeemSerializer,
-    "Exec": ExecSerializer,
-}
+def _strict(serializer_class: type) -> list[type]:
+    """Every request body's serializer: the ones that refuse unknown fields."""
+    found = []
+    for subclass in serializer_class.__subclasses__():
+        found += [subclass, *_strict(subclass)]
+    return found
+
+
+# The request bodies' components (drf-spectacular names them after their
+# serializer, less "Serializer").
+_REQUEST_COMPONENTS = {cls.__name__.removesuffix("Serializer"): cls for cls in _strict(StrictSerializer)}
 
 
 def requests_refuse_what_the_api_refuses(result, generator, request, public):

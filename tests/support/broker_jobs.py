@@ -5,13 +5,23 @@ Its broker is BROKER_UNDER_TEST; with MENDED=1 it uses the platform's Redis
 transport (playground.broker), otherwise kombu's own.
 """
 
+import importlib.util
 import os
+import sys
 import time
 from pathlib import Path
 
 from celery import Celery
 
-from playground import broker
+# playground/broker.py alone: importing it as playground.broker would import
+# the playground package, whose Celery app loads the platform's tasks, and
+# this worker would then reconcile and prepare instances on start as the
+# platform's own does (on the real database and engine).
+_spec = importlib.util.spec_from_file_location(
+    "platform_broker", Path(__file__).resolve().parents[2] / "playground" / "broker.py"
+)
+broker = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)  # where kombu finds the transport
+_spec.loader.exec_module(broker)
 
 if os.environ.get("MENDED") == "1":
     broker.register_redis()
