@@ -9,16 +9,9 @@ import pytest
 import requests
 
 from tests.support.api import api
-from tests.support.learner import close_session, give_tiny_image, open_session
+from tests.support.learner import give_tiny_image
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def session_id(platform, web, docker_client):
-    session_id = open_session(web)
-    yield session_id
-    close_session(web, session_id)
 
 
 def run(web, session_id: str, **body) -> requests.Response:

@@ -9,19 +9,11 @@ import pytest
 import requests
 
 from tests.support.api import api
-from tests.support.learner import close_session, open_session
 from tests.support.stack import WebServer
 
 pytestmark = pytest.mark.integration
 
 SMALL_CAP = 1 << 20
-
-
-@pytest.fixture
-def session_id(platform, web, docker_client):
-    session_id = open_session(web)
-    yield session_id
-    close_session(web, session_id)
 
 
 @pytest.fixture(scope="module")

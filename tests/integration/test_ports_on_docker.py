@@ -12,19 +12,12 @@ from websockets.asyncio.client import connect
 
 from sessions_app.backends.docker import exec_user
 from tests.support.api import api
-from tests.support.learner import close_session, containers_of, give_tiny_image, open_session
+from tests.support.learner import containers_of, give_tiny_image
 from tests.support.servers import start_websocket_echo
 from tests.support.stack import PORTS_DOMAIN, wait_for
 from tests.support.tiny_image import INDEX_HTML
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def session_id(platform, web, docker_client):
-    session_id = open_session(web)
-    yield session_id
-    close_session(web, session_id)
 
 
 def learner_runs(docker_client, session_id: str, command: str) -> str:
