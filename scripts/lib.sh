@@ -171,7 +171,8 @@ ensure_registry() {
     export PLAYGROUND_REGISTRY_DIR=$dir
     upstream=${PLAYGROUND_REGISTRY_UPSTREAM:-auto}
     if [ "$upstream" = auto ]; then
-        # Docker Hub answers 401 to an anonymous /v2/; no answer at all: not in reach.
+        # Docker Hub answers 401 to an anonymous /v2/; no answer at all: not in
+        # reach, and a registry in proxy mode would not even start (it panics).
         upstream=none
         "$VENV/bin/python" -c "import urllib.request as u, urllib.error as e, sys
 try: u.urlopen('$REGISTRY_HUB/v2/', timeout=5)
