@@ -17,6 +17,9 @@ from sessions_app.selectors import session_instance
 
 logger = logging.getLogger(__name__)
 
+# The admin's index, with a link to the registry mirror's page (mirror_view).
+admin.site.index_template = "admin/sessions_app/index.html"
+
 
 @admin.register(Playground)
 class PlaygroundAdmin(admin.ModelAdmin):

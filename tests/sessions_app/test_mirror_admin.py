@@ -64,3 +64,10 @@ def test_it_is_for_staff_only(client, registry):
 
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_the_admin_index_links_to_it(admin_client):
+    page = admin_client.get("/admin/").content.decode()
+
+    assert f'href="{PAGE}"' in page
+    assert "Recent actions" in page  # the index's own sidebar is still there
