@@ -181,8 +181,8 @@ except Exception: sys.exit(1)" 2>/dev/null && upstream=$REGISTRY_HUB
     fi
     [ "$upstream" != none ] || upstream=""
     mkdir -p "$dir/storage"
-    registry_config "$PLAYGROUND_REGISTRY_STORE" "" >"$dir/store.yml.new"
-    registry_config "$PLAYGROUND_REGISTRY_MIRROR" "$upstream" >"$dir/mirror.yml.new"
+    registry_config "$PLAYGROUND_REGISTRY_STORE" store >"$dir/store.yml.new"
+    registry_config "$PLAYGROUND_REGISTRY_MIRROR" mirror "$upstream" >"$dir/mirror.yml.new"
     start_registry store
     start_registry mirror
     say "Registry mirror at $PLAYGROUND_REGISTRY_MIRROR (${upstream:+a cache of $upstream}${upstream:-a plain store: Docker Hub is not in reach}), seeded through $PLAYGROUND_REGISTRY_STORE"
@@ -200,9 +200,17 @@ bridge_gateway() {
     echo "$gateway"
 }
 
-# A Distribution 2.8 configuration: listen on $1, storage under $VAR/registry,
-# deletion allowed (mirror_gc), a pull-through cache of $2 if given.
+# A Distribution 2.8 configuration listening on $1, storage under $VAR/registry.
+# The store ($2 = store) may delete (mirror_gc). The mirror ($2 = mirror) is
+# read-only: instances reach it, and none may push an image for the others
+# to pull, nor delete one (a cache still fills its storage with what it
+# fetches: seen here); a pull-through cache of $3 if given.
 registry_config() {
+    local access="  delete:
+    enabled: true"
+    [ "$2" = store ] || access="  maintenance:
+    readonly:
+      enabled: true"
     cat <<YAML
 version: 0.1
 log:
@@ -212,12 +220,11 @@ log:
 storage:
   filesystem:
     rootdirectory: $VAR/registry/storage
-  delete:
-    enabled: true
+$access
 http:
   addr: $1
 YAML
-    [ -z "$2" ] || printf 'proxy:\n  remoteurl: %s\n' "$2"
+    [ -z "${3:-}" ] || printf 'proxy:\n  remoteurl: %s\n' "$3"
 }
 
 # Start (or, when its configuration changed, restart) one of the two registries.

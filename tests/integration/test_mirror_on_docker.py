@@ -1,7 +1,7 @@
 """The registry mirror on the real engine: images seeded from the host's engine (or a tar) are
 pulled in an instance, as its learner, through the mirror, and run there.
 
-The mirror is the one scripts/run and scripts/test start (scripts/lib.sh
+A learner cannot push into it. The mirror is the one scripts/run and scripts/test start (scripts/lib.sh
 ensure_registry), or the one PLAYGROUND_REGISTRY_MIRROR names. The tags are
 this run's own, so that nothing but the mirror can answer their pull, even
 where Docker Hub is in reach. The worker puts the host firewall in place with
@@ -118,6 +118,12 @@ def test_an_image_seeded_into_the_mirror_is_pulled_in_an_instance_and_runs(
         assert whoami == "1000"
         missing = run(web, session_id, f"docker pull busybox:{tiny_busybox}-never-seeded")
         assert missing["exit_code"] != 0
+
+        # A learner cannot put an image into the mirror for the others to pull.
+        poison = f"{mirror}/library/busybox:{tiny_busybox}-poisoned"
+        pushed = run(web, session_id, f"docker tag busybox:{tiny_busybox} {poison} && docker push {poison}")
+        assert pushed["exit_code"] != 0, pushed
+        assert f"{tiny_busybox}-poisoned" not in api.get(f"http://{mirror}/v2/library/busybox/tags/list").text
     finally:
         close_session(web, session_id)
 
