@@ -162,7 +162,10 @@ REGISTRY_HUB=https://registry-1.docker.io
 ensure_registry() {
     [ "${PLAYGROUND_REGISTRY:-on}" != off ] || { say "PLAYGROUND_REGISTRY=off: no registry mirror"; return 0; }
     [ -z "${PLAYGROUND_REGISTRY_MIRROR:-}" ] || { say "Instances pull through the mirror at $PLAYGROUND_REGISTRY_MIRROR"; return 0; }
-    command -v docker-registry >/dev/null || apt_install docker-registry
+    if ! command -v docker-registry >/dev/null; then
+        can_apt || die "docker-registry is missing, for the registry mirror: install Debian's docker-registry package (or run as root), or set PLAYGROUND_REGISTRY=off"
+        apt_install docker-registry
+    fi
     local gateway dir=$VAR/registry upstream
     gateway=$(bridge_gateway)
     [ -n "$gateway" ] || die "the engine has no default bridge network, so no address where instances reach a registry on the host: set PLAYGROUND_REGISTRY_MIRROR to a mirror of your own, or PLAYGROUND_REGISTRY=off"
