@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -254,3 +255,41 @@ def test_a_process_is_read_from_the_hosts_proc_only_when_it_is_the_containers(mo
     assert "local_address" in backend._host_proc_net(pid, own)
     monkeypatch.setattr(backend, "docker_host", "tcp://10.0.0.5:2375")  # another machine's engine
     assert backend._host_proc_net(pid, own) is None
+
+
+def test_it_hands_the_registry_mirror_to_the_instance(instance, settings):
+    settings.PLAYGROUND_REGISTRY_MIRROR = "172.17.0.1:5000"
+    assert options(instance)["environment"]["PLAYGROUND_REGISTRY_MIRROR"] == "172.17.0.1:5000"
+
+    settings.PLAYGROUND_REGISTRY_MIRROR = ""
+    assert options(instance)["environment"]["PLAYGROUND_REGISTRY_MIRROR"] == ""
+
+
+ENTRYPOINT = Path(__file__).resolve().parents[2] / "docker" / "entrypoint.sh"
+
+
+def run_mirror_setup(home: Path, *, rootless: bool, mirror: str, etc: Path) -> None:
+    """Run the entrypoint's mirror_setup, with /etc/docker moved under `etc`."""
+    source = ENTRYPOINT.read_text()
+    function = source[source.index("mirror_setup() {") :]
+    function = function[: function.index("\n}\n") + 3].replace("/etc/docker/", f"{etc}/")
+    preamble = f'warn() {{ echo "$*" >&2; }}\nLEARNER_HOME={home}\nrootless={"1" if rootless else ""}\n'
+    script = f"{preamble}{function}mirror_setup\n"
+    env = {"PATH": os.environ["PATH"], "PLAYGROUND_REGISTRY_MIRROR": mirror}
+    subprocess.run(["sh", "-c", script], env=env, check=True)
+
+
+@pytest.mark.parametrize("rootless", [True, False])
+def test_the_entrypoint_writes_the_mirror_into_the_inner_daemon_json(tmp_path, rootless):
+    home, etc = tmp_path / "home", tmp_path / "etc"
+    config = home / ".config" / "docker" / "daemon.json" if rootless else etc / "daemon.json"
+
+    run_mirror_setup(home, rootless=rootless, mirror="172.17.0.1:5000", etc=etc)
+
+    written = json.loads(config.read_text())
+    assert written["registry-mirrors"] == ["http://172.17.0.1:5000"]
+    assert written["insecure-registries"] == ["172.17.0.1:5000"]
+
+    # Started again without a mirror: the platform's configuration is gone.
+    run_mirror_setup(home, rootless=rootless, mirror="", etc=etc)
+    assert not config.exists()
