@@ -30,6 +30,9 @@ def prepared_spec(playground: Playground, image: str) -> str:
         playground.pids_limit,
         playground.cpu_limit,
         playground.storage_size,
+        # The firewall rules of its network are made when it starts.
+        playground.egress,
+        settings.PLAYGROUND_REGISTRY_MIRROR,
         settings.PLAYGROUND_SECURITY_PROFILE,
         settings.PLAYGROUND_DOCKER_RUNTIME,
         settings.PLAYGROUND_INSTANCE_LOG_DRIVER,
