@@ -25,7 +25,6 @@ def test_it_gives_existing_playgrounds_internet_egress_and_no_preloaded_images()
 
     playground = Playground.objects.get(pk="workshop")
     assert (playground.egress, playground.preload_images) == ("internet", [])
-    assert Playground.objects.get(pk="default").egress == Playground.Egress.INTERNET
 
 
 @pytest.mark.django_db
