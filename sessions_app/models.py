@@ -102,7 +102,7 @@ class Playground(models.Model):
         choices=Egress.choices,
         default=Egress.INTERNET,
         help_text=(
-            "What may leave its instances. Applies to instances started after a change; "
+            "What may leave its instances. Applies to sessions started after a change; "
             "'mirror-only' reaches PLAYGROUND_REGISTRY_MIRROR and DNS, 'none' not even DNS."
         ),
     )

@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='playground',
             name='egress',
-            field=models.CharField(choices=[('internet', 'the internet (but the host and private networks)'), ('mirror-only', 'the registry mirror and DNS only'), ('none', 'nothing')], default='internet', help_text="What may leave its instances. Applies to instances started after a change; 'mirror-only' reaches PLAYGROUND_REGISTRY_MIRROR and DNS, 'none' not even DNS.", max_length=16),
+            field=models.CharField(choices=[('internet', 'the internet (but the host and private networks)'), ('mirror-only', 'the registry mirror and DNS only'), ('none', 'nothing')], default='internet', help_text="What may leave its instances. Applies to sessions started after a change; 'mirror-only' reaches PLAYGROUND_REGISTRY_MIRROR and DNS, 'none' not even DNS.", max_length=16),
         ),
         migrations.AddField(
             model_name='playground',
