@@ -1,12 +1,13 @@
 """Egress per playground: what may leave the instances of one session network.
 
 scripts/harden-host fences every session network off the host and the
-private networks around it; that is a playground's `internet` egress. Its
-chains PLAYGROUND-FORWARD and PLAYGROUND-INPUT jump, right after letting
-replies through, to PLAYGROUND-EGRESS, which the script creates and never
-flushes. For a network of a `mirror-only` or `none` playground, this module
-adds one rule there, `-i br-<id> -g PLAYGROUND-E-<id>`, and fills that
-network's own chain:
+private networks around it; that is a playground's `internet` egress.
+Docker's DOCKER-USER and INPUT also jump to PLAYGROUND-EGRESS (in INPUT
+before PLAYGROUND-INPUT), which the script creates and never flushes, nor
+does one of an older version, which rewrites only its own chains. For a
+network of a `mirror-only` or `none` playground, this module adds one rule
+there, `-i br-<id> -g PLAYGROUND-E-<id>`, and fills that network's own chain,
+whose first rule lets replies through:
 
 - mirror-only: TCP to PLAYGROUND_REGISTRY_MIRROR (matched on the address
   the instance asked for, before any DNAT of a published port) returns to
@@ -20,7 +21,7 @@ network's own chain:
 
 Only new connections leaving the instance are concerned: replies to
 connections made to the instance (the platform's own, the ports proxy's)
-pass before the jump. Rootless instances need nothing more: their inner
+pass. Rootless instances need nothing more: their inner
 containers' traffic leaves through the instance's own address
 (slirp4netns), so it crosses the same bridge.
 
@@ -85,7 +86,10 @@ def egress_rules(*, interface: str, egress: str, mirror: list[str], mirror_port:
     if egress not in Egress.values:
         raise ValueError(f"unknown egress {egress!r}")
     chain = network_chain(interface)
-    rules = [f"-A {DISPATCH} -i {interface} -g {chain}"]
+    rules = [
+        f"-A {DISPATCH} -i {interface} -g {chain}",
+        f"-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+    ]
     if egress == Egress.MIRROR_ONLY:
         for address in mirror:
             if mirror_port and ipaddress.ip_address(address).version == family:
@@ -148,21 +152,22 @@ def egress_remove(*, interface: str) -> None:
 
 
 def egress_interfaces() -> dict[str, bool]:
-    """The bridges (br-<id>) that have a chain of their own: whether it is in force (dispatched to) in every family."""
+    """The bridges (br-<id>) that have a chain of their own in some family: whether, in every family,
+    it exists and is in force (PLAYGROUND-EGRESS sends their traffic to it)."""
     if settings.PLAYGROUND_FIREWALL == "off":
         return {}
-    chains: dict[str, list[bool]] = {}
+    present: set[str] = set()
+    intact: list[set[str]] = []
     for binary in _binaries().values():
         code, output = run_in_host_netns([binary, "-w", "-S"])
         if code != 0:
             raise EgressUnenforced(log_message=f"{binary} -S failed: {output}")
-        lines = output.splitlines()
-        for line in lines:
-            if line.startswith(f"-N {CHAIN_PREFIX}"):
-                chain = line.split()[1]
-                interface = BRIDGE_PREFIX + chain.removeprefix(CHAIN_PREFIX)
-                chains.setdefault(interface, []).append(f"-A {DISPATCH} -i {interface} -g {chain}" in lines)
-    return {interface: all(found) for interface, found in chains.items()}
+        lines = set(output.splitlines())
+        chains = {line.split()[1] for line in lines if line.startswith(f"-N {CHAIN_PREFIX}")}
+        interfaces = {BRIDGE_PREFIX + chain.removeprefix(CHAIN_PREFIX) for chain in chains}
+        present |= interfaces
+        intact.append({i for i in interfaces if f"-A {DISPATCH} -i {i} -g {network_chain(i)}" in lines})
+    return {interface: all(interface in found for found in intact) for interface in present}
 
 
 def _mirror_addresses() -> tuple[list[str], int | None]:

@@ -29,9 +29,34 @@ def host_rules(tmp_path):
     )
 
 
-def walk(host_rules, value: str, connection: Connection, *, family: str = "4", chain: str = "PLAYGROUND-FORWARD"):
+def walk(host_rules, value: str, connection: Connection, *, family: str = "4", chain: str = "DOCKER-USER"):
+    """The verdict from Docker's DOCKER-USER (forwarded) or INPUT (to the host), with harden-host's jumps."""
     ours = egress_rules(interface=RESTRICTED, egress=value, mirror=[MIRROR], mirror_port=5000, family=int(family))
-    return netfilter.verdict(host_rules[family] + ours, chain, connection)
+    return netfilter.verdict(host_rules["jumps"] + host_rules[family] + ours, chain, connection)
+
+
+def forwarded(host_rules, connection: Connection, family: str = "4") -> str:
+    """The verdict without any rules of egress."""
+    return netfilter.verdict(host_rules["jumps"] + host_rules[family], "DOCKER-USER", connection)
+
+
+def test_it_lets_replies_through_first():
+    for value in ("mirror-only", "none"):
+        rules = egress_rules(interface=RESTRICTED, egress=value, mirror=[MIRROR], mirror_port=5000, family=4)
+        assert rules[1] == "-A PLAYGROUND-E-0123456789ab -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
+
+
+def test_it_is_reached_from_docker_user_and_input_before_the_hosts_own_accepts(host_rules):
+    assert host_rules["jumps"] == [
+        "-A INPUT -i br-+ -j PLAYGROUND-EGRESS",
+        "-A INPUT -i br-+ -j PLAYGROUND-INPUT",
+        "-A DOCKER-USER -i br-+ -j PLAYGROUND-EGRESS",
+        "-A DOCKER-USER -i br-+ -j PLAYGROUND-FORWARD",
+        "-A FORWARD -j DOCKER-USER",
+    ]
+    # PLAYGROUND-FORWARD and PLAYGROUND-INPUT do not know of egress: an older
+    # harden-host rewriting them leaves it in force.
+    assert not [rule for rule in host_rules["4"] if "PLAYGROUND-EGRESS" in rule]
 
 
 def test_it_adds_nothing_for_the_internet(host_rules):
@@ -74,19 +99,19 @@ def test_it_lets_nothing_leave_with_none(host_rules, connection):
     assert walk(host_rules, "none", connection) == "DROP"
     # Another session's network goes on as harden-host alone says.
     elsewhere = Connection(connection.address, connection.proto, connection.port, interface=OPEN)
-    assert walk(host_rules, "none", elsewhere) == netfilter.verdict(host_rules["4"], "PLAYGROUND-FORWARD", elsewhere)
+    assert walk(host_rules, "none", elsewhere) == forwarded(host_rules, elsewhere)
 
 
 def test_it_keeps_the_host_itself_closed_to_none_and_to_all_but_the_mirror_for_mirror_only(host_rules):
     # PLAYGROUND_HOST_ALLOW opens port 5000 of the host to instances of `internet` playgrounds.
     host = Connection("192.0.2.1", port=5000)
-    assert netfilter.verdict(host_rules["4"], "PLAYGROUND-INPUT", host) == "ACCEPT"
-    assert walk(host_rules, "none", host, chain="PLAYGROUND-INPUT") == "DROP"
-    assert walk(host_rules, "mirror-only", host, chain="PLAYGROUND-INPUT") == "DROP"
+    assert netfilter.verdict(host_rules["jumps"] + host_rules["4"], "INPUT", host) == "ACCEPT"
+    assert walk(host_rules, "none", host, chain="INPUT") == "DROP"
+    assert walk(host_rules, "mirror-only", host, chain="INPUT") == "DROP"
     # A mirror on the host itself, on a port PLAYGROUND_HOST_ALLOW opens.
     mirror_on_the_host = Connection(MIRROR, port=5000)
-    assert walk(host_rules, "mirror-only", mirror_on_the_host, chain="PLAYGROUND-INPUT") == "ACCEPT"
-    assert walk(host_rules, "none", mirror_on_the_host, chain="PLAYGROUND-INPUT") == "DROP"
+    assert walk(host_rules, "mirror-only", mirror_on_the_host, chain="INPUT") == "ACCEPT"
+    assert walk(host_rules, "none", mirror_on_the_host, chain="INPUT") == "DROP"
 
 
 def test_it_applies_to_ipv6_too(host_rules):
@@ -99,7 +124,7 @@ def test_it_applies_to_ipv6_too(host_rules):
 
 def test_it_matches_the_mirror_on_the_address_asked_for_before_nat():
     # A mirror published on a port of the host is DNATed to its container before FORWARD.
-    [_, mirror, *_] = egress_rules(
+    [_, _, mirror, *_] = egress_rules(
         interface=RESTRICTED, egress="mirror-only", mirror=[MIRROR], mirror_port=5000, family=4
     )
     assert (
@@ -110,9 +135,9 @@ def test_it_matches_the_mirror_on_the_address_asked_for_before_nat():
 
 def test_it_lets_mirror_only_reach_dns_alone_without_a_mirror(host_rules):
     ours = egress_rules(interface=RESTRICTED, egress="mirror-only", mirror=[], mirror_port=None, family=4)
-    rules = host_rules["4"] + ours
-    assert netfilter.verdict(rules, "PLAYGROUND-FORWARD", Connection(MIRROR, port=5000)) == "DROP"
-    assert netfilter.verdict(rules, "PLAYGROUND-FORWARD", Connection(RESOLVER, proto="udp", port=53)) == "RETURN"
+    rules = host_rules["jumps"] + host_rules["4"] + ours
+    assert netfilter.verdict(rules, "DOCKER-USER", Connection(MIRROR, port=5000)) == "DROP"
+    assert netfilter.verdict(rules, "DOCKER-USER", Connection(RESOLVER, proto="udp", port=53)) == "RETURN"
 
 
 def test_it_replaces_the_networks_own_chain_without_touching_the_shared_one():
@@ -120,12 +145,10 @@ def test_it_replaces_the_networks_own_chain_without_touching_the_shared_one():
 
     assert rules == [
         "-A PLAYGROUND-EGRESS -i br-0123456789ab -g PLAYGROUND-E-0123456789ab",
+        "-A PLAYGROUND-E-0123456789ab -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
         "-A PLAYGROUND-E-0123456789ab -j DROP",
     ]
-    assert (
-        egress_restore(rules)
-        == "*filter\n:PLAYGROUND-E-0123456789ab - [0:0]\n-A PLAYGROUND-E-0123456789ab -j DROP\nCOMMIT\n"
-    )
+    assert egress_restore(rules).splitlines() == ["*filter", ":PLAYGROUND-E-0123456789ab - [0:0]", *rules[1:], "COMMIT"]
     assert len("PLAYGROUND-E-0123456789ab") <= 28  # iptables' longest chain name
 
 

@@ -78,15 +78,20 @@ def _matches(options: dict[str, str], connection: Connection) -> bool:
 
 
 def printed(tmp_path: Path, resolv_conf: str = "", **settings: str) -> dict[str, list[str]]:
-    """The rules of each family ("4", "6") that harden-host --print shows for these settings."""
+    """The rules of each family ("4", "6") that harden-host --print shows for these settings, and under
+    "jumps" the jumps to them in the order they are installed (each goes first in its chain)."""
     (tmp_path / "etc").mkdir(exist_ok=True)
     (tmp_path / "etc" / "resolv.conf").write_text(resolv_conf)
     env = {"PATH": os.environ["PATH"], "PLAYGROUND_HOST_ROOT": str(tmp_path), **settings}
     done = subprocess.run([SCRIPT, "--print"], env=env, capture_output=True, text=True, check=True)
     families: dict[str, list[str]] = {}
+    current = ""
     for line in done.stdout.splitlines():
         if match := re.match(r"# IPv(\d)", line):
-            family = families.setdefault(match[1], [])
+            current = match[1]
+            family = families.setdefault(current, [])
         elif line.startswith("-A "):
             family.append(line)
+        elif line.startswith("#   -A ") and current == "4":  # the same for both families
+            families.setdefault("jumps", []).insert(0, line.removeprefix("#   "))
     return families
