@@ -343,6 +343,8 @@ class DockerBackend(Backend):
     def egress_reconcile(self) -> tuple[list[str], list[str]]:
         """Restore the missing firewall rules of this platform's restricted networks, and remove those of
         networks gone from the engine. Returns the bridges whose rules it restored and those it removed."""
+        if not self.docker_host.startswith("unix://"):
+            return [], []  # the firewall of a remote engine's host is out of sight (firewall_ensure refuses it)
         # The rules first: a network made after this look has its rules made
         # after it too, so it is never mistaken for one that is gone.
         ruled = egress_interfaces()

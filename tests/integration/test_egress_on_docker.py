@@ -22,9 +22,11 @@ from tests.integration.test_firewall_on_docker import (  # noqa: F401 (fixtures)
     as_learner,
     asked_dns_servers,
     bridge_of,
+    check,
     default_rules,
     dropped,
     harden_host,
+    http_server,
     neighbour,
     neighbour_servers,
     reachable_from,
@@ -177,3 +179,35 @@ def test_it_keeps_the_rules_through_harden_host_and_puts_back_what_a_flush_remov
     assert stale not in chains()
     assert f"-A PLAYGROUND-EGRESS -i {bridge} -g {chain}" in chains()
     assert reachable_from(container, [(PUBLIC, mirror_port), (PUBLIC, other_port)]) == [f"{PUBLIC}:{mirror_port}"]
+
+
+def test_it_keeps_a_none_instance_off_the_hosts_ports_that_host_allow_opens(worker_with, sessions_of):  # noqa: F811
+    with http_server() as port:  # on every IPv4 address of the host
+        allow = f"{port}/tcp"
+        worker_with(PLAYGROUND_HOST_ALLOW=allow)
+        wait_for(lambda: check(PLAYGROUND_HOST_ALLOW=allow)[0] == 0, timeout=30, what="the worker to install the rules")
+        opened, closed = sessions_of("internet"), sessions_of("none")
+
+        # Each reaches the host at its network's gateway, the host's address on the bridge.
+        assert reachable_from(opened, [(gateway(opened), port)]) == [f"{gateway(opened)}:{port}"]
+        assert reachable_from(closed, [(gateway(closed), port)]) == []
+
+
+def gateway(container) -> str:
+    container.reload()
+    [network] = container.attrs["NetworkSettings"]["Networks"].values()
+    return network["Gateway"]
+
+
+def test_it_puts_the_egress_jump_back_before_playground_input():
+    # PLAYGROUND-INPUT accepts replies and the ports PLAYGROUND_HOST_ALLOW
+    # opens: were it first, a none instance would reach them.
+    subprocess.run(["iptables", "-w", "-D", "INPUT", "-i", "br-+", "-j", "PLAYGROUND-INPUT"], check=True)
+    subprocess.run(["iptables", "-w", "-I", "INPUT", "1", "-i", "br-+", "-j", "PLAYGROUND-INPUT"], check=True)
+    assert check() == (1, "IPv4: the jump to PLAYGROUND-EGRESS does not come before PLAYGROUND-INPUT in INPUT")
+
+    assert harden_host().returncode == 0
+
+    assert check() == (0, "")
+    jumps = [rule for rule in chains().splitlines() if rule.startswith("-A INPUT -i br-+")]
+    assert jumps == ["-A INPUT -i br-+ -j PLAYGROUND-EGRESS", "-A INPUT -i br-+ -j PLAYGROUND-INPUT"]
