@@ -34,12 +34,14 @@ class PlaygroundAdmin(admin.ModelAdmin):
         "pids_limit",
         "cpu_limit",
         "access",
+        "egress",
     ]
     filter_horizontal = ["groups"]
     fieldsets = [
         (None, {"fields": ["id", "description"]}),
         ("Who may use it", {"fields": ["access", "groups"]}),
-        ("Images", {"fields": ["default_image", "allowed_images"]}),
+        ("Images", {"fields": ["default_image", "allowed_images", "preload_images"]}),
+        ("Network", {"fields": ["egress"]}),
         ("Durations", {"fields": ["default_duration", "max_duration", "idle_timeout"]}),
         ("Limits of each instance", {"fields": ["memory_limit_mb", "pids_limit", "cpu_limit", "storage_size"]}),
     ]

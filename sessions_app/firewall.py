@@ -149,8 +149,28 @@ def _script_settings() -> dict[str, str]:
 
 def _harden_host(*args: str) -> tuple[int, str]:
     """Run scripts/harden-host (in PLAYGROUND_FIREWALL_NETNS, if set); return its exit code and output."""
-    command = ["bash", str(settings.BASE_DIR / "scripts" / "harden-host"), *args]
     env = {**os.environ, **_script_settings()}
+    netns = settings.PLAYGROUND_FIREWALL_NETNS
+    # The rules let instances reach the host's DNS servers, which the script
+    # reads from the host's resolv.conf: seen at /proc/<pid>/root when the
+    # namespace is a process's.
+    if netns and (match := re.fullmatch(r"(/proc/\d+)/ns/net", netns)):
+        env.setdefault("PLAYGROUND_HOST_ROOT", f"{match[1]}/root")
+    return run_in_host_netns(["bash", str(settings.BASE_DIR / "scripts" / "harden-host"), *args], env=env)
+
+
+def harden_host(*args: str) -> tuple[int, str]:
+    """scripts/harden-host with these arguments, as the worker runs it: its exit code and output."""
+    return _harden_host(*args)
+
+
+def run_in_host_netns(
+    command: list[str], *, env: dict[str, str] | None = None, input: str | None = None
+) -> tuple[int, str]:
+    """Run a command in the network namespace whose firewall counts (PLAYGROUND_FIREWALL_NETNS, if set).
+
+    Returns its exit code and output; UNCHECKABLE when it cannot run at all.
+    """
     netns = settings.PLAYGROUND_FIREWALL_NETNS
     if netns:
         try:
@@ -158,17 +178,14 @@ def _harden_host(*args: str) -> tuple[int, str]:
         except OSError as exc:
             return UNCHECKABLE, f"cannot enter the network namespace {netns}: {exc.strerror}"
         command = ["nsenter", f"--net={netns}", *command]
-        # The rules let instances reach the host's DNS servers, which the
-        # script reads from the host's resolv.conf: seen at /proc/<pid>/root
-        # when the namespace is a process's.
-        if match := re.fullmatch(r"(/proc/\d+)/ns/net", netns):
-            env.setdefault("PLAYGROUND_HOST_ROOT", f"{match[1]}/root")
-    return _run(command, env=env)
+    if input is None:
+        return _run(command, env=env or dict(os.environ))
+    return _run(command, env=env or dict(os.environ), input=input)
 
 
-def _run(command: list[str], *, env: dict[str, str]) -> tuple[int, str]:
+def _run(command: list[str], *, env: dict[str, str], input: str | None = None) -> tuple[int, str]:
     try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(command, env=env, input=input, capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return UNCHECKABLE, f"{command[0]} could not run: {exc}"
     output = " ".join(part.strip() for part in (done.stdout, done.stderr) if part.strip())

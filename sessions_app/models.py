@@ -54,6 +54,13 @@ class Playground(models.Model):
         STAFF = "staff"
         GROUPS = "groups", "staff and members of its groups"
 
+    class Egress(models.TextChoices):
+        """What may leave its instances, enforced by the host firewall per session network (sessions_app/egress.py)."""
+
+        INTERNET = "internet", "the internet (but the host and private networks)"
+        MIRROR_ONLY = "mirror-only", "the registry mirror and DNS only"
+        NONE = "none", "nothing"
+
     id = models.SlugField(primary_key=True, max_length=50)
     description = models.CharField(max_length=200, blank=True)
     access = models.CharField(max_length=16, choices=Access.choices, default=Access.EVERYONE)
@@ -89,6 +96,20 @@ class Playground(models.Model):
             "Size of each instance's inner /var/lib/docker (e.g. 10G; at least 64M), where the platform can "
             "bound it (see SECURITY.md); empty: unbounded."
         ),
+    )
+    egress = models.CharField(
+        max_length=16,
+        choices=Egress.choices,
+        default=Egress.INTERNET,
+        help_text=(
+            "What may leave its instances. Applies to sessions started after a change; "
+            "'mirror-only' reaches PLAYGROUND_REGISTRY_MIRROR and DNS, 'none' not even DNS."
+        ),
+    )
+    preload_images = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Images prepared instances of this playground pull before anyone claims them",
     )
 
     def __str__(self) -> str:

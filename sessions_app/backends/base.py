@@ -209,6 +209,12 @@ class Backend:
         session are not saved. start() of the real instance later adopts what
         it made. Returns False for a backend that has nothing to gain from
         it. What it makes counts in sessions_present().
+    egress_reconcile()
+        Put back the missing firewall rules of the egress of this platform's
+        session networks (sessions_app/egress.py), and remove the rules of
+        networks that no longer exist. Returns the networks' interfaces
+        whose rules it put back, and those whose rules it removed. A backend
+        without such rules returns two empty lists.
 
     exec(instance, cmd, stdin, timeout)
         Run `cmd` (a list of arguments, no shell) in the running instance as
@@ -284,6 +290,9 @@ class Backend:
 
     def sessions_present(self) -> set[str]:
         raise NotImplementedError
+
+    def egress_reconcile(self) -> tuple[list[str], list[str]]:
+        return [], []
 
     def remove_orphan(self, session_id: str) -> None:
         raise NotImplementedError

@@ -56,8 +56,9 @@ from sessions_app.backends.base import (
     listening_in,
 )
 from sessions_app.backends.disks import DiskError, LoopDisks
+from sessions_app.egress import EgressUnenforced, egress_apply, egress_interfaces, egress_remove
 from sessions_app.firewall import firewall_ensure
-from sessions_app.models import Instance
+from sessions_app.models import Instance, Playground
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ LABEL_SESSION = "org.playground.session"
 LABEL_PLAYGROUND = "org.playground.playground"
 LABEL_INSTANCE = "org.playground.instance"
 LABEL_STORAGE = "org.playground.storage"  # the storage token: names the volume and its disk
+# A session network's egress (Playground.Egress), fixed when the network is made.
+LABEL_EGRESS = "org.playground.egress"
 
 INNER_DOCKER_DIR = "/var/lib/docker"
 # The Engine API version the terminal's own HTTP requests speak (Docker 20.10 and later).
@@ -220,6 +223,16 @@ def _ip_address(container: Container, network_name: str) -> str | None:
     return (networks.get(network_name) or {}).get("IPAddress") or None
 
 
+def bridge_interface(network: Network) -> str:
+    """The host's interface of a session network: Docker names it br-<the network id's first 12 digits>."""
+    return f"br-{network.id[:12]}"
+
+
+def network_egress(network: Network) -> str:
+    """The egress of a session network; `internet` for those made before egress existed."""
+    return (network.attrs.get("Labels") or {}).get(LABEL_EGRESS) or Playground.Egress.INTERNET
+
+
 def _is_transient(exc: Exception) -> bool:
     if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
         return True
@@ -263,6 +276,7 @@ class DockerBackend(Backend):
             with self._session_lock(instance.session_id):
                 steps.lap("lock")
                 network = self.ensure_network(instance, names["network"])
+                self.ensure_egress(network)
                 steps.lap("network")
                 self.ensure_volume(instance, names["volume"])
                 steps.lap("volume")
@@ -327,6 +341,32 @@ class DockerBackend(Backend):
         self.start(instance)
         return True
 
+    def egress_reconcile(self) -> tuple[list[str], list[str]]:
+        """Restore the missing firewall rules of this platform's restricted networks, and remove those of
+        networks gone from the engine. Returns the bridges whose rules it restored and those it removed."""
+        if not self.docker_host.startswith("unix://"):
+            return [], []  # the firewall of a remote engine's host is out of sight (firewall_ensure refuses it)
+        # The rules first: a network made after this look has its rules made
+        # after it too, so it is never mistaken for one that is gone.
+        ruled = egress_interfaces()
+        try:
+            everyone = [self.client.networks.prepare_model(attrs) for attrs in self.client.api.networks()]
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise self._translate(exc, "list", "the networks") from exc
+        restored = []
+        for network in everyone:
+            labels = network.attrs.get("Labels") or {}
+            interface = bridge_interface(network)
+            if labels.get(LABEL_PLATFORM) != settings.PLAYGROUND_PLATFORM_ID or ruled.get(interface):
+                continue
+            if network_egress(network) != Playground.Egress.INTERNET:
+                egress_apply(interface=interface, egress=network_egress(network))
+                restored.append(interface)
+        removed = sorted(set(ruled) - {bridge_interface(network) for network in everyone})
+        for interface in removed:
+            egress_remove(interface=interface)
+        return restored, removed
+
     def sessions_present(self) -> set[str]:
         mine = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_PLATFORM}={settings.PLAYGROUND_PLATFORM_ID}"]}
         try:
@@ -364,15 +404,23 @@ class DockerBackend(Backend):
         existing = self._networks_named(name)
         if existing:
             return existing[0]
+        labels = {**self.labels(instance), LABEL_EGRESS: instance.session.playground.egress}
         try:
-            created = self.client.api.create_network(
-                name, driver="bridge", labels=self.labels(instance), check_duplicate=True
-            )
+            created = self.client.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
         except APIError as exc:
             if exc.status_code != 409:  # 409: a racing attempt made it
                 raise
             return self._settle_network(name)
-        return self.client.networks.prepare_model({"Id": created["Id"], "Name": name})
+        return self.client.networks.prepare_model({"Id": created["Id"], "Name": name, "Labels": labels})
+
+    def ensure_egress(self, network: Network) -> None:
+        """The firewall rules of the network's egress (sessions_app/egress.py), before anything runs on it.
+
+        The egress is the one its label says: that of the playground when the
+        network was made (a prepared session's network is made before anyone
+        claims it, and prepared_spec holds the egress it was made with).
+        """
+        egress_apply(interface=bridge_interface(network), egress=network_egress(network))
 
     @contextlib.contextmanager
     def _session_lock(self, session_id: str) -> Iterator[None]:
@@ -916,6 +964,15 @@ class DockerBackend(Backend):
                 network.remove()
             except NotFound:
                 pass
+            self._remove_egress(bridge_interface(network))
+
+    def _remove_egress(self, interface: str) -> None:
+        try:
+            egress_remove(interface=interface)
+        except EgressUnenforced as exc:
+            # The network is gone, and its bridge with it: its rules match
+            # nothing now. The reconciler removes them later.
+            logger.warning("the firewall rules of %s stay for now: %s", interface, exc.log_message)
 
     def _translate(self, exc: Exception, action: str, subject: Instance | str) -> BackendError:
         """The BackendError for a failure of `action` on an instance (or on what `subject` names)."""

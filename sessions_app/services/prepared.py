@@ -30,12 +30,13 @@ def prepared_spec(playground: Playground, image: str) -> str:
         playground.pids_limit,
         playground.cpu_limit,
         playground.storage_size,
+        # The firewall rules of its network and its inner daemon.json are made when it starts.
+        playground.egress,
+        settings.PLAYGROUND_REGISTRY_MIRROR,
         settings.PLAYGROUND_SECURITY_PROFILE,
         settings.PLAYGROUND_DOCKER_RUNTIME,
         settings.PLAYGROUND_INSTANCE_LOG_DRIVER,
         settings.PLAYGROUND_BOUND_DISKS,
-        # The inner daemon.json is written when the instance starts.
-        settings.PLAYGROUND_REGISTRY_MIRROR,
     )
     return hashlib.sha256("|".join(map(str, made_with)).encode()).hexdigest()[:32]
 

@@ -16,6 +16,9 @@ Runs when a worker starts and then every minute. What it decides:
   kept; those made with limits their playground no longer has, those beyond
   PLAYGROUND_PREPARED_SESSIONS, and those whose instance is not running are
   removed (the refill makes new ones).
+- The firewall rules of a session network's egress (sessions_app/egress.py)
+  that went missing (a reboot, an operator's flush) are put back, and those
+  of networks that no longer exist are removed.
 - A running instance whose address changed (its container restarted with the
   engine: instances have a restart policy, so they come back) gets its new
   address recorded.
@@ -34,7 +37,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sessions_app.backends import get_backend
-from sessions_app.backends.base import PollResult, TransientBackendError
+from sessions_app.backends.base import BackendError, PollResult, TransientBackendError
 from sessions_app.models import Instance, PreparedSession, Session
 from sessions_app.services.instances import instance_fail, instance_readdress, instance_requeue, instance_retry_teardown
 from sessions_app.services.prepared import prepared_session_remove, sessions_unprepare
@@ -58,6 +61,8 @@ class Report:
     failed: list[str] = field(default_factory=list)
     torn_down: list[str] = field(default_factory=list)
     readdressed: list[str] = field(default_factory=list)
+    egress_restored: list[str] = field(default_factory=list)
+    egress_removed: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return any(vars(self).values())
@@ -66,6 +71,7 @@ class Report:
 def instances_reconcile() -> Report:
     report = Report()
     _remove_leftovers(report)
+    _reconcile_egress(report)
     _release_leftover_disks(report)
     _revive_lost_instances(report)
     _retry_stuck_instances(report)
@@ -97,6 +103,19 @@ def _remove_leftovers(report: Report) -> None:
             logger.info("session %s: not removed yet: %s", session_id, exc.log_message)
             continue
         report.removed.append(session_id)
+
+
+def _reconcile_egress(report: Report) -> None:
+    try:
+        restored, removed = get_backend().egress_reconcile()
+    except BackendError as exc:
+        # The next pass tries again; the rest of this one goes on.
+        logger.error("the firewall rules of the session networks' egress could not be reconciled: %s", exc.log_message)
+        return
+    if restored:
+        logger.warning("put back the missing egress rules of %s", ", ".join(restored))
+    report.egress_restored.extend(restored)
+    report.egress_removed.extend(removed)
 
 
 def _release_leftover_disks(report: Report) -> None:

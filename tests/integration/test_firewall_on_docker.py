@@ -264,7 +264,12 @@ def worker_with(worker_env, private_queue):
 def remove_rules() -> None:
     """What an operator's `iptables -F; iptables -X` or a reboot does to the platform's rules."""
     for binary in ("iptables", "ip6tables"):
-        for chain, jump in (("INPUT", "PLAYGROUND-INPUT"), ("DOCKER-USER", "PLAYGROUND-FORWARD")):
+        for chain, jump in (
+            ("INPUT", "PLAYGROUND-INPUT"),
+            ("DOCKER-USER", "PLAYGROUND-FORWARD"),
+            ("INPUT", "PLAYGROUND-EGRESS"),
+            ("DOCKER-USER", "PLAYGROUND-EGRESS"),
+        ):
             subprocess.run([binary, "-w", "-D", chain, "-i", "br-+", "-j", jump], check=False, capture_output=True)
         for chain in ("PLAYGROUND-INPUT", "PLAYGROUND-FORWARD"):
             subprocess.run([binary, "-w", "-F", chain], check=False, capture_output=True)
@@ -527,7 +532,9 @@ def test_it_installs_the_same_rules_every_time():
     assert (
         jumps
         == [
+            "-A INPUT -i br-+ -j PLAYGROUND-EGRESS",  # before PLAYGROUND-INPUT's ACCEPTs
             "-A INPUT -i br-+ -j PLAYGROUND-INPUT",
+            "-A DOCKER-USER -i br-+ -j PLAYGROUND-EGRESS",
             "-A DOCKER-USER -i br-+ -j PLAYGROUND-FORWARD",
         ]
         * 2

@@ -5,52 +5,25 @@ a new connection from an instance, as netfilter walks them. Installing and
 checking them on the real firewall: tests/integration/test_firewall_on_docker.py.
 """
 
-import ipaddress
 import os
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.support import netfilter
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "harden-host"
 
 
 def printed(tmp_path: Path, resolv_conf: str = "", **settings: str) -> dict[str, list[str]]:
-    """The rules of each family ("4", "6") that harden-host --print shows for these settings."""
-    (tmp_path / "etc").mkdir(exist_ok=True)
-    (tmp_path / "etc" / "resolv.conf").write_text(resolv_conf)
-    env = {"PATH": os.environ["PATH"], "PLAYGROUND_HOST_ROOT": str(tmp_path), **settings}
-    done = subprocess.run([SCRIPT, "--print"], env=env, capture_output=True, text=True, check=True)
-    families: dict[str, list[str]] = {}
-    for line in done.stdout.splitlines():
-        if match := re.match(r"# IPv(\d)", line):
-            family = families.setdefault(match[1], [])
-        elif line.startswith("-A "):
-            family.append(line)
-    return families
+    return netfilter.printed(tmp_path, resolv_conf, **settings)
 
 
 def verdict(rules: list[str], chain: str, address: str, *, proto: str = "tcp", port: int = 443) -> str:
     """What `chain` does with a new connection from an instance to address:port,
     leaving the host on an ordinary interface (not another bridge)."""
-    for rule in rules:
-        words = rule.split()
-        if words[1] != chain:
-            continue
-        options = dict(zip(words[2::2], words[3::2], strict=False))
-        if "-o" in options or "--ctstate" in rule:  # another bridge; a reply
-            continue
-        if "-d" in options and ipaddress.ip_address(address) not in ipaddress.ip_network(options["-d"], strict=False):
-            continue
-        if "-p" in options and options["-p"] != proto:
-            continue
-        if "--dport" in options:
-            low, _, high = options["--dport"].partition(":")
-            if not int(low) <= port <= int(high or low):
-                continue
-        return options["-j"]
-    return "RETURN"  # the end of the chain: Docker's own rules decide
+    return netfilter.verdict(rules, chain, netfilter.Connection(address, proto, port))
 
 
 def marker(rules: list[str]) -> str:

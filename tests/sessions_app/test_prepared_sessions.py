@@ -105,6 +105,19 @@ def test_instances_made_before_the_registry_mirror_changed_are_replaced_not_hand
     assert prepared_ids().isdisjoint(before)
 
 
+@pytest.mark.parametrize(
+    "change",
+    [{"egress": "none"}, {"egress": "mirror-only"}],
+)
+def test_instances_started_with_another_egress_are_not_handed_out(api, run_on_commit, change):
+    # Their network's firewall rules were made for the egress they started with.
+    services.sessions_prepare()
+    before = prepared_ids()
+    Playground.objects.filter(pk="default").update(**change)
+
+    assert open_session(api, run_on_commit) not in before
+
+
 def test_the_reconciler_keeps_prepared_instances_and_removes_those_it_no_longer_knows(run_on_commit, fake_engine):
     services.sessions_prepare()
     forgotten = PreparedSession.objects.first().pk
