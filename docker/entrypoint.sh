@@ -347,6 +347,31 @@ else
 	iptables_setup
 fi
 
+# The platform's registry mirror (PLAYGROUND_REGISTRY_MIRROR, ADDRESS:PORT,
+# plain HTTP) in the configuration the inner dockerd reads by itself:
+# ~/.config/docker/daemon.json of the learner for the rootless daemon, written
+# as the learner (root here lacks CAP_DAC_OVERRIDE for the learner's home),
+# /etc/docker/daemon.json for the rootful one. A pull asks the mirror first
+# and Docker Hub when the mirror has no such image. Written at every start,
+# so that a restarted instance follows the platform's current setting.
+mirror_setup() {
+	if [ -n "$rootless" ]; then
+		config=${XDG_CONFIG_HOME:-$LEARNER_HOME/.config}/docker/daemon.json
+	else
+		config=/etc/docker/daemon.json
+	fi
+	if [ -z "${PLAYGROUND_REGISTRY_MIRROR-}" ]; then
+		# A mirror of an earlier start, no longer the platform's.
+		! grep -qs "org.playground.registry-mirror" "$config" || rm -f "$config"
+		return 0
+	fi
+	mkdir -p "${config%/*}" &&
+		printf '{\n  "registry-mirrors": ["http://%s"],\n  "insecure-registries": ["%s"],\n  "labels": ["org.playground.registry-mirror=true"]\n}\n' \
+			"$PLAYGROUND_REGISTRY_MIRROR" "$PLAYGROUND_REGISTRY_MIRROR" >"$config" ||
+		warn "could not write $config; docker pull goes to Docker Hub"
+}
+
+mirror_setup
 trap shutdown TERM INT
 if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
 	start_dockerd "$@"

@@ -7,6 +7,7 @@ the only thing a machine needs is a Docker engine.
 """
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -500,8 +501,36 @@ PLAYGROUND_EGRESS_ALLOW = env_str("PLAYGROUND_EGRESS_ALLOW", "")
 # Ports of the host itself that instances may open: "5000/tcp 53/udp".
 PLAYGROUND_HOST_ALLOW = env_str("PLAYGROUND_HOST_ALLOW", "")
 # The registry mirror every instance's inner Docker pulls through, as
-# HOST:PORT seen from the instances; empty: none.
+# ADDRESS:PORT seen from the instances (an IPv4 address, or an IPv6 one in
+# brackets: the host firewall opens it to instances); empty: none.
+# scripts/run and scripts/test start one and set this to the engine's default
+# bridge gateway, port 5000 (README: "Registry mirror").
 PLAYGROUND_REGISTRY_MIRROR = env_str("PLAYGROUND_REGISTRY_MIRROR", "").strip()
+if PLAYGROUND_REGISTRY_MIRROR and not re.fullmatch(
+    r"(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}", PLAYGROUND_REGISTRY_MIRROR
+):
+    raise ImproperlyConfigured(
+        f"PLAYGROUND_REGISTRY_MIRROR must be ADDRESS:PORT (an IP address), got {PLAYGROUND_REGISTRY_MIRROR!r}"
+    )
+
+# --- Registry mirror --------------------------------------------------------
+
+# The mirror is two registries on one storage (scripts/lib.sh, compose): the
+# mirror itself (above), a pull-through cache of PLAYGROUND_REGISTRY_UPSTREAM
+# where that is set, a plain store otherwise, and the store, which takes the
+# pushes of seed_images (a registry in proxy mode refuses pushes) and serves
+# the platform's reads and deletions. Where the host's engine pushes, as
+# ADDRESS:PORT: a loopback address, which Docker takes plain HTTP from.
+PLAYGROUND_REGISTRY_STORE = env_str("PLAYGROUND_REGISTRY_STORE", "127.0.0.1:5001").strip()
+# The store's HTTP API as this process reaches it (compose: http://registry-store:5000).
+PLAYGROUND_REGISTRY_API = env_str("PLAYGROUND_REGISTRY_API", "").strip() or f"http://{PLAYGROUND_REGISTRY_STORE}"
+# The registries' configuration and storage, where the platform starts them
+# (scripts/lib.sh): mirror_gc runs `docker-registry garbage-collect` on the
+# store's configuration there and reads when each tag was pushed.
+PLAYGROUND_REGISTRY_DIR = Path(env_str("PLAYGROUND_REGISTRY_DIR", str(BASE_DIR / "var" / "registry")))
+# mirror_gc removes images, oldest first, until the mirror holds at most this
+# many MiB; 0: no cap.
+PLAYGROUND_REGISTRY_CAP_MB = env_int("PLAYGROUND_REGISTRY_CAP_MB", 20 * 1024)
 
 # --- Logging ----------------------------------------------------------------
 

@@ -144,3 +144,111 @@ ensure_chromium() {
     # The browser tests drive Debian's Chromium through Playwright.
     apt_install chromium fonts-dejavu-core
 }
+
+# The registry mirror (README: "Registry mirror"): two registries on one
+# storage under $VAR/registry. The mirror listens on the engine's default
+# bridge gateway, where instances reach the host (the firewall opens just
+# that port to them); it is a pull-through cache of PLAYGROUND_REGISTRY_UPSTREAM
+# where that answers, a plain store otherwise. The store listens on loopback:
+# seed_images pushes there through the host's engine (Docker speaks plain
+# HTTP to loopback registries only, and a registry in proxy mode refuses
+# pushes), and the admin and mirror_gc read and delete there.
+#   PLAYGROUND_REGISTRY=off       start none (nor set a mirror)
+#   PLAYGROUND_REGISTRY_MIRROR    a mirror of your own: start none, use it
+#   PLAYGROUND_REGISTRY_UPSTREAM  auto (Docker Hub if it answers), none, or a URL
+#   PLAYGROUND_REGISTRY_PORT      the mirror's port (5000)
+#   PLAYGROUND_REGISTRY_STORE     the store's loopback ADDRESS:PORT (127.0.0.1:5001)
+REGISTRY_HUB=https://registry-1.docker.io
+ensure_registry() {
+    [ "${PLAYGROUND_REGISTRY:-on}" != off ] || { say "PLAYGROUND_REGISTRY=off: no registry mirror"; return 0; }
+    [ -z "${PLAYGROUND_REGISTRY_MIRROR:-}" ] || { say "Instances pull through the mirror at $PLAYGROUND_REGISTRY_MIRROR"; return 0; }
+    if ! command -v docker-registry >/dev/null; then
+        can_apt || die "docker-registry is missing, for the registry mirror: install Debian's docker-registry package (or run as root), or set PLAYGROUND_REGISTRY=off"
+        apt_install docker-registry
+    fi
+    local gateway dir=$VAR/registry upstream
+    gateway=$(bridge_gateway)
+    [ -n "$gateway" ] || die "the engine has no default bridge network, so no address where instances reach a registry on the host: set PLAYGROUND_REGISTRY_MIRROR to a mirror of your own, or PLAYGROUND_REGISTRY=off"
+    export PLAYGROUND_REGISTRY_MIRROR="$gateway:${PLAYGROUND_REGISTRY_PORT:-5000}"
+    export PLAYGROUND_REGISTRY_STORE=${PLAYGROUND_REGISTRY_STORE:-127.0.0.1:5001}
+    export PLAYGROUND_REGISTRY_DIR=$dir
+    upstream=${PLAYGROUND_REGISTRY_UPSTREAM:-auto}
+    if [ "$upstream" = auto ]; then
+        # Docker Hub answers 401 to an anonymous /v2/; no answer at all: not in
+        # reach, and a registry in proxy mode would not even start (it panics).
+        upstream=none
+        "$VENV/bin/python" -c "import urllib.request as u, urllib.error as e, sys
+try: u.urlopen('$REGISTRY_HUB/v2/', timeout=5)
+except e.HTTPError: pass
+except Exception: sys.exit(1)" 2>/dev/null && upstream=$REGISTRY_HUB
+    fi
+    [ "$upstream" != none ] || upstream=""
+    mkdir -p "$dir/storage"
+    registry_config "$PLAYGROUND_REGISTRY_STORE" store >"$dir/store.yml.new"
+    registry_config "$PLAYGROUND_REGISTRY_MIRROR" mirror "$upstream" >"$dir/mirror.yml.new"
+    start_registry store
+    start_registry mirror
+    say "Registry mirror at $PLAYGROUND_REGISTRY_MIRROR (${upstream:+a cache of $upstream}${upstream:-a plain store: Docker Hub is not in reach}), seeded through $PLAYGROUND_REGISTRY_STORE"
+}
+
+# The host's address on the engine's default bridge (docker0): the IPAM
+# gateway where one is configured, else the bridge interface's own address.
+bridge_gateway() {
+    local gateway interface
+    gateway=$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' 2>/dev/null | awk '{print $1}')
+    if [ -z "$gateway" ]; then
+        interface=$(docker network inspect bridge -f '{{index .Options "com.docker.network.bridge.name"}}' 2>/dev/null)
+        gateway=$(ip -4 -o addr show "${interface:-docker0}" 2>/dev/null | awk '{sub(/\/.*/, "", $4); print $4; exit}')
+    fi
+    echo "$gateway"
+}
+
+# A Distribution 2.8 configuration listening on $1, storage under $VAR/registry.
+# The store ($2 = store) may delete (mirror_gc). The mirror ($2 = mirror) is
+# read-only: instances reach it, and none may push an image for the others
+# to pull, nor delete one (a cache still fills its storage with what it
+# fetches: seen here); a pull-through cache of $3 if given.
+registry_config() {
+    local access="  delete:
+    enabled: true"
+    [ "$2" = store ] || access="  maintenance:
+    readonly:
+      enabled: true"
+    cat <<YAML
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $VAR/registry/storage
+$access
+http:
+  addr: $1
+YAML
+    [ -z "${3:-}" ] || printf 'proxy:\n  remoteurl: %s\n' "$3"
+}
+
+# Start (or, when its configuration changed, restart) one of the two registries.
+start_registry() {
+    local name=$1 dir=$VAR/registry pid
+    pid=$(cat "$dir/$name.pid" 2>/dev/null || true)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && cmp -s "$dir/$name.yml" "$dir/$name.yml.new"; then
+        rm -f "$dir/$name.yml.new"
+        return 0
+    fi
+    if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+        for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    fi
+    mv "$dir/$name.yml.new" "$dir/$name.yml"
+    nohup docker-registry serve "$dir/$name.yml" >>"$dir/$name.log" 2>&1 </dev/null &
+    echo $! >"$dir/$name.pid"
+    local address
+    address=$(awk '$1 == "addr:" {print $2}' "$dir/$name.yml")
+    for _ in $(seq 1 40); do
+        "$VENV/bin/python" -c "import urllib.request as u; u.urlopen('http://$address/v2/', timeout=1)" 2>/dev/null && return 0
+        sleep 0.25
+    done
+    die "the registry ($name) did not start on $address; see $dir/$name.log"
+}

@@ -1,14 +1,24 @@
+import logging
 import re
 
+from django.conf import settings
 from django.contrib import admin, messages
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
 from playground.logcontext import log_id
 from sessions_app import services
 from sessions_app.errors import PlaygroundError
+from sessions_app.mirror import MirrorError, mirror_images, stored_size
 from sessions_app.models import Instance, Playground, Session, Share
 from sessions_app.selectors import session_instance
+
+logger = logging.getLogger(__name__)
+
+# The admin's index, with a link to the registry mirror's page (mirror_view).
+admin.site.index_template = "admin/sessions_app/index.html"
 
 
 @admin.register(Playground)
@@ -187,3 +197,19 @@ class SessionAdmin(admin.ModelAdmin):
     @admin.action(description="Replace the instance of the selected sessions with a fresh one")
     def reprovision_sessions(self, request, queryset) -> None:
         self._apply(request, queryset, services.instance_reprovision, "getting a fresh instance")
+
+
+def mirror_view(request: HttpRequest) -> TemplateResponse:
+    """What the registry mirror holds, with sizes: a read-only page of the admin (/admin/mirror/)."""
+    context = {**admin.site.each_context(request), "title": "Registry mirror", "error": None, "images": []}
+    try:
+        images = mirror_images()
+    except MirrorError as exc:
+        logger.warning("The admin's mirror page: %s", exc.log_message)
+        context["error"] = f"{exc.message} ({settings.PLAYGROUND_REGISTRY_API})"
+    else:
+        context["images"] = images
+        context["total"] = stored_size(images)
+    context["mirror"] = settings.PLAYGROUND_REGISTRY_MIRROR
+    context["cap"] = settings.PLAYGROUND_REGISTRY_CAP_MB * 2**20
+    return TemplateResponse(request, "admin/sessions_app/mirror.html", context)

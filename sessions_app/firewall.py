@@ -65,7 +65,8 @@ def firewall_check() -> str | None:
     """None when the platform's chains, their jumps and the current rule set are in place; else why not.
 
     A rule set of another version, or of other settings (PLAYGROUND_EGRESS_ALLOW,
-    PLAYGROUND_HOST_ALLOW, the host's DNS servers), counts as missing.
+    PLAYGROUND_HOST_ALLOW, PLAYGROUND_REGISTRY_MIRROR, the host's DNS servers),
+    counts as missing.
     """
     return _remote_engine() or _check()[1]
 
@@ -141,6 +142,8 @@ def _script_settings() -> dict[str, str]:
     return {
         "PLAYGROUND_EGRESS_ALLOW": settings.PLAYGROUND_EGRESS_ALLOW,
         "PLAYGROUND_HOST_ALLOW": settings.PLAYGROUND_HOST_ALLOW,
+        # The mirror is opened to instances like an EGRESS_ALLOW entry.
+        "PLAYGROUND_REGISTRY_MIRROR": settings.PLAYGROUND_REGISTRY_MIRROR,
     }
 
 

@@ -109,6 +109,7 @@ class Stopwatch:
 # --- Security profiles -------------------------------------------------------------
 
 ROOTLESS_VARIABLE = "PLAYGROUND_ROOTLESS"
+MIRROR_VARIABLE = "PLAYGROUND_REGISTRY_MIRROR"
 # An option of container_options() that goes into the HostConfig as it is.
 HOST_CONFIG = "host_config_extra"
 LEARNER_UID = "1000"  # the image's `learner`
@@ -489,6 +490,9 @@ class DockerBackend(Backend):
                 "DOCKER_TLS_CERTDIR": "",
                 # The entrypoint starts a rootless inner dockerd and drops to the learner for good.
                 ROOTLESS_VARIABLE: "1" if settings.PLAYGROUND_SECURITY_PROFILE == "rootless" else "",
+                # The entrypoint writes it into the inner daemon.json as
+                # registry mirror and insecure (plain HTTP) registry.
+                MIRROR_VARIABLE: settings.PLAYGROUND_REGISTRY_MIRROR,
             },
             # Without a volume the inner daemon falls back to the slow vfs
             # driver, because overlay on overlay fails.

@@ -39,6 +39,8 @@ def prepared_spec(playground: Playground, image: str) -> str:
         settings.PLAYGROUND_DOCKER_RUNTIME,
         settings.PLAYGROUND_INSTANCE_LOG_DRIVER,
         settings.PLAYGROUND_BOUND_DISKS,
+        # The inner daemon.json is written when the instance starts.
+        settings.PLAYGROUND_REGISTRY_MIRROR,
     )
     return hashlib.sha256("|".join(map(str, made_with)).encode()).hexdigest()[:32]
 

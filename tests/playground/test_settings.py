@@ -161,3 +161,16 @@ def test_it_accepts_host_root_for_logged_in_learners_when_the_operator_says_so(t
         PLAYGROUND_REQUIRE_LOGIN="true",
         PLAYGROUND_ALLOW_HOST_ROOT="true",
     )
+
+
+@pytest.mark.parametrize("mirror", ["registry.local:5000", "172.17.0.1", "http://172.17.0.1:5000", "fd00::5:5000"])
+def test_it_refuses_a_registry_mirror_that_is_not_an_address_and_port(tmp_path, mirror):
+    result = run_settings(tmp_path, PLAYGROUND_REGISTRY_MIRROR=mirror)
+
+    assert result.returncode != 0
+    assert "PLAYGROUND_REGISTRY_MIRROR must be ADDRESS:PORT" in result.stderr
+
+
+@pytest.mark.parametrize("mirror", ["172.17.0.1:5000", "[fd00::5]:5000"])
+def test_it_takes_a_registry_mirror_of_an_address_and_port(tmp_path, mirror):
+    assert run_settings(tmp_path, PLAYGROUND_REGISTRY_MIRROR=mirror).returncode == 0

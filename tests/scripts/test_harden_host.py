@@ -158,6 +158,8 @@ def test_it_opens_the_ports_host_allow_lists_on_the_host(tmp_path):
         ("PLAYGROUND_EGRESS_ALLOW", "[fd00::5]:5000/sctp"),
         ("PLAYGROUND_EGRESS_ALLOW", "registry.local:5000"),
         ("PLAYGROUND_HOST_ALLOW", "5000/sctp"),
+        ("PLAYGROUND_REGISTRY_MIRROR", "172.17.0.1"),
+        ("PLAYGROUND_REGISTRY_MIRROR", "10.0.0.0/8:5000"),
     ],
 )
 def test_it_refuses_an_entry_it_cannot_read(tmp_path, name, value):
@@ -167,6 +169,15 @@ def test_it_refuses_an_entry_it_cannot_read(tmp_path, name, value):
         done = subprocess.run([SCRIPT, mode], env=env, capture_output=True, text=True)
         assert done.returncode == 2
         assert f"{name}: cannot read '{value}'" in done.stderr
+
+
+def test_it_opens_the_registry_mirror_to_instances_and_nothing_beside_it(tmp_path):
+    rules = printed(tmp_path, PLAYGROUND_REGISTRY_MIRROR="172.17.0.1:5000")["4"]
+
+    assert verdict(rules, "PLAYGROUND-INPUT", "172.17.0.1", port=5000) == "ACCEPT"
+    assert verdict(rules, "PLAYGROUND-INPUT", "172.17.0.1", port=5001) == "DROP"
+    assert verdict(rules, "PLAYGROUND-FORWARD", "172.17.0.1", port=5000) == "RETURN"
+    assert verdict(rules, "PLAYGROUND-FORWARD", "172.17.0.2", port=5000) == "DROP"
 
 
 def test_it_fingerprints_the_rule_set_and_counts_its_rules(tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -278,3 +279,41 @@ def test_it_pulls_each_preload_image_the_instance_lacks_as_its_learner(instance,
     assert [cmd[-1] for cmd in ran] == ["busybox", "registry.example/app:1"]
     assert all("docker image inspect" in cmd[2] and "docker pull" in cmd[2] for cmd in ran)
     assert "registry.example/app:1" in failed.value.message and "manifest unknown" in failed.value.message
+
+
+def test_it_hands_the_registry_mirror_to_the_instance(instance, settings):
+    settings.PLAYGROUND_REGISTRY_MIRROR = "172.17.0.1:5000"
+    assert options(instance)["environment"]["PLAYGROUND_REGISTRY_MIRROR"] == "172.17.0.1:5000"
+
+    settings.PLAYGROUND_REGISTRY_MIRROR = ""
+    assert options(instance)["environment"]["PLAYGROUND_REGISTRY_MIRROR"] == ""
+
+
+ENTRYPOINT = Path(__file__).resolve().parents[2] / "docker" / "entrypoint.sh"
+
+
+def run_mirror_setup(home: Path, *, rootless: bool, mirror: str, etc: Path) -> None:
+    """Run the entrypoint's mirror_setup, with /etc/docker moved under `etc`."""
+    source = ENTRYPOINT.read_text()
+    function = source[source.index("mirror_setup() {") :]
+    function = function[: function.index("\n}\n") + 3].replace("/etc/docker/", f"{etc}/")
+    preamble = f'warn() {{ echo "$*" >&2; }}\nLEARNER_HOME={home}\nrootless={"1" if rootless else ""}\n'
+    script = f"{preamble}{function}mirror_setup\n"
+    env = {"PATH": os.environ["PATH"], "PLAYGROUND_REGISTRY_MIRROR": mirror}
+    subprocess.run(["sh", "-c", script], env=env, check=True)
+
+
+@pytest.mark.parametrize("rootless", [True, False])
+def test_the_entrypoint_writes_the_mirror_into_the_inner_daemon_json(tmp_path, rootless):
+    home, etc = tmp_path / "home", tmp_path / "etc"
+    config = home / ".config" / "docker" / "daemon.json" if rootless else etc / "daemon.json"
+
+    run_mirror_setup(home, rootless=rootless, mirror="172.17.0.1:5000", etc=etc)
+
+    written = json.loads(config.read_text())
+    assert written["registry-mirrors"] == ["http://172.17.0.1:5000"]
+    assert written["insecure-registries"] == ["172.17.0.1:5000"]
+
+    # Started again without a mirror: the platform's configuration is gone.
+    run_mirror_setup(home, rootless=rootless, mirror="", etc=etc)
+    assert not config.exists()

@@ -59,6 +59,7 @@ def as_root_beside_the_engine(settings, monkeypatch):
     settings.PLAYGROUND_FIREWALL_CHECK_SECONDS = 30
     settings.PLAYGROUND_EGRESS_ALLOW = ""
     settings.PLAYGROUND_HOST_ALLOW = ""
+    settings.PLAYGROUND_REGISTRY_MIRROR = ""
     settings.DOCKER_HOST = "unix:///var/run/docker.sock"
     monkeypatch.setattr(firewall.os, "geteuid", lambda: 0)
     monkeypatch.setattr(firewall.shutil, "which", lambda tool: f"/usr/sbin/{tool}")
@@ -175,6 +176,7 @@ def test_it_leaves_the_firewall_to_the_operator_when_told(script, settings):
 def test_it_hands_the_settings_to_the_script(script, settings):
     settings.PLAYGROUND_EGRESS_ALLOW = "10.0.0.5:5000 [fd00::5]:5000"
     settings.PLAYGROUND_HOST_ALLOW = "53/udp"
+    settings.PLAYGROUND_REGISTRY_MIRROR = "172.17.0.1:5000"
     script.installed = False
 
     firewall_ensure()
@@ -183,6 +185,7 @@ def test_it_hands_the_settings_to_the_script(script, settings):
     for _, env in script.calls:
         assert env["PLAYGROUND_EGRESS_ALLOW"] == "10.0.0.5:5000 [fd00::5]:5000"
         assert env["PLAYGROUND_HOST_ALLOW"] == "53/udp"
+        assert env["PLAYGROUND_REGISTRY_MIRROR"] == "172.17.0.1:5000"
         assert env["PATH"] == os.environ["PATH"]
 
 

@@ -90,6 +90,21 @@ def test_instances_made_with_old_limits_are_replaced_not_handed_out(api, run_on_
     assert running_containers(fake_engine) == prepared_ids() | {session_id}
 
 
+def test_instances_made_before_the_registry_mirror_changed_are_replaced_not_handed_out(
+    api, run_on_commit, fake_engine, settings
+):
+    settings.PLAYGROUND_REGISTRY_MIRROR = ""
+    services.sessions_prepare()
+    before = prepared_ids()
+    settings.PLAYGROUND_REGISTRY_MIRROR = "172.17.0.1:5000"
+
+    session_id = open_session(api, run_on_commit)
+
+    assert session_id not in before
+    assert services.sessions_prepare() == 3
+    assert prepared_ids().isdisjoint(before)
+
+
 def test_the_reconciler_keeps_prepared_instances_and_removes_those_it_no_longer_knows(run_on_commit, fake_engine):
     services.sessions_prepare()
     forgotten = PreparedSession.objects.first().pk
