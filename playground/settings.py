@@ -391,6 +391,9 @@ PLAYGROUND_MAX_TERMINALS_PER_CLIENT = env_int("PLAYGROUND_MAX_TERMINALS_PER_CLIE
 # the longest timeout a client may ask for.
 PLAYGROUND_EXEC_OUTPUT_MAX = env_int("PLAYGROUND_EXEC_OUTPUT_MAX", 1_048_576)
 PLAYGROUND_EXEC_TIMEOUT_MAX = env_int("PLAYGROUND_EXEC_TIMEOUT_MAX", 600)
+# Seconds one of a playground's preload images may take to pull into an
+# instance as it starts (before it is handed out).
+PLAYGROUND_PRELOAD_TIMEOUT = env_int("PLAYGROUND_PRELOAD_TIMEOUT", 300)
 # Commands one web process runs at once (each holds a thread while it runs).
 PLAYGROUND_EXEC_CONCURRENCY = env_int("PLAYGROUND_EXEC_CONCURRENCY", 32)
 # ... and of them, one session at most this many.

@@ -35,6 +35,11 @@ class DaemonNotReady(BackendError):
     message = "The Docker daemon inside the instance did not start."
 
 
+class ImagePreloadFailed(BackendError):
+    reason = "preload_failed"
+    message = "An image this playground preloads could not be pulled into the instance."
+
+
 class TransientBackendError(BackendError):
     """A passing failure (engine busy or unreachable, a removal in progress): retry later."""
 
@@ -178,7 +183,8 @@ class Backend:
 
     start(instance)
         Make the instance's container exist and run, and return once the Docker
-        daemon inside it answers. Idempotent: when the container (or its
+        daemon inside it answers and holds its playground's preload images
+        (pulled where missing; ImagePreloadFailed when one cannot be). Idempotent: when the container (or its
         network or volume) already exists, for instance because an earlier
         attempt died half-way, it is adopted, never duplicated. Raises
         TransientBackendError when a retry may succeed and BackendError when

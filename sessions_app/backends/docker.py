@@ -45,6 +45,7 @@ from sessions_app.backends.base import (
     FileEntry,
     FilesError,
     ImageMissing,
+    ImagePreloadFailed,
     InstanceStats,
     PathInfo,
     Poll,
@@ -287,6 +288,8 @@ class DockerBackend(Backend):
                 self.wait_until_ready(instance, container)
                 steps.lap("ready")
                 ip_address = self.read_address(container, network)
+                self.preload(instance)
+                steps.lap("preload")
         except (DockerException, requests.exceptions.RequestException, DiskError) as exc:
             raise self._translate(exc, "start", instance) from exc
         logger.info("session %s: started in %s", instance.session_id, steps)
@@ -761,10 +764,7 @@ class DockerBackend(Backend):
                 self._processes.clear()
             self._processes[name] = process
             return listening_in(text)
-        output = b""
-        for event in self.exec(instance, ["cat", "/proc/net/tcp", "/proc/net/tcp6"], stdin=b"", timeout=5):
-            if isinstance(event, ExecOutput) and event.stream == "stdout":
-                output += event.data
+        output, _ = self._output_of(instance, ["cat", "/proc/net/tcp", "/proc/net/tcp6"], timeout=5)
         return listening_in(output.decode(errors="replace"))
 
     def _host_proc_net(self, pid: int, container_id: str) -> str | None:
@@ -785,6 +785,37 @@ class DockerBackend(Backend):
         except OSError:
             return None
 
+    def preload(self, instance: Instance) -> None:
+        """Pull the playground's preload images into the running instance, as its learner, those it lacks.
+
+        Through the instance's own Docker, so from the registry mirror where
+        there is one; a prepared instance does this before it is handed out.
+        """
+        for image in instance.session.playground.preload_images or []:
+            script = 'docker image inspect "$1" >/dev/null 2>&1 || docker pull -q "$1"'
+            output, end = self._output_of(
+                instance, ["sh", "-c", script, "sh", image], timeout=settings.PLAYGROUND_PRELOAD_TIMEOUT
+            )
+            if end is None or end.exit_code != 0:
+                said = output.decode(errors="replace").strip()[-300:]
+                raise ImagePreloadFailed(
+                    f"The image {image} could not be pulled into the instance: {said or 'no answer'}",
+                    log_message=f"session {instance.session_id}: preloading {image} failed: {said}",
+                )
+
+    def _output_of(self, instance: Instance, cmd: list[str], *, timeout: float) -> tuple[bytes, ExecExit | None]:
+        """What a command run by exec() wrote (stdout and stderr together), and how it ended."""
+        output, end = b"", None
+        try:
+            for event in self.exec(instance, cmd, stdin=b"", timeout=timeout):
+                if isinstance(event, ExecOutput):
+                    output += event.data
+                elif isinstance(event, ExecExit):
+                    end = event
+        except AttachError as exc:
+            return str(exc).encode(), None
+        return output, end
+
     def _storage(self, instance: Instance) -> tuple[int | None, int | None]:
         """The used and whole size of the instance's inner /var/lib/docker, as its `df` sees them.
 
@@ -797,12 +828,7 @@ class DockerBackend(Backend):
             return None, None
         if "device" not in options:
             return None, None
-        output, end = b"", None
-        for event in self.exec(instance, ["df", "-B1", "--output=used,size", INNER_DOCKER_DIR], stdin=b"", timeout=5):
-            if isinstance(event, ExecOutput) and event.stream == "stdout":
-                output += event.data
-            elif isinstance(event, ExecExit):
-                end = event
+        output, end = self._output_of(instance, ["df", "-B1", "--output=used,size", INNER_DOCKER_DIR], timeout=5)
         figures = output.split()[-2:]
         if end is None or end.exit_code != 0 or len(figures) != 2 or not all(f.isdigit() for f in figures):
             return None, None

@@ -159,6 +159,7 @@ class FakeContainer:
     )
     ran: list[list[str]] = field(default_factory=list)  # every cmd exec() was given
     listening: set[int] = field(default_factory=set)  # ports its "servers" listen on
+    images: set[str] = field(default_factory=set)  # what its inner Docker holds (its playground's preload images)
     ports_looked_up: int = 0  # calls of listening_ports()
     measures: int = 0  # how many times stats() measured it
     files: FakeFiles = field(default_factory=lambda: FakeFiles(_default_files()))
@@ -220,6 +221,7 @@ class FakeBackend(Backend):
             engine.disks.add(instance.storage_token)
             container.running = True
             container.starts += 1
+            container.images.update(instance.session.playground.preload_images or [])
             number = list(engine.containers).index(name) + 2
             container.address = f"10.0.{number // 250}.{number % 250}"
         return StartResult(

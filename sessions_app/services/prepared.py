@@ -32,6 +32,8 @@ def prepared_spec(playground: Playground, image: str) -> str:
         playground.storage_size,
         # The firewall rules of its network and its inner daemon.json are made when it starts.
         playground.egress,
+        # Its preload images are pulled when it starts.
+        sorted(playground.preload_images or []),
         settings.PLAYGROUND_REGISTRY_MIRROR,
         settings.PLAYGROUND_SECURITY_PROFILE,
         settings.PLAYGROUND_DOCKER_RUNTIME,

@@ -8,6 +8,7 @@ where Docker Hub is in reach. The worker puts the host firewall in place with
 the mirror opened to instances, as it does in production.
 """
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -16,9 +17,10 @@ import docker
 import pytest
 from django.core.management import call_command
 
+from sessions_app.models import Playground, PreparedSession
 from tests.support.api import api
 from tests.support.learner import close_session, open_session
-from tests.support.stack import ROOT, PrivateRedis, WebServer, Worker
+from tests.support.stack import ROOT, PrivateRedis, WebServer, Worker, wait_for
 from tests.support.tiny_image import INDEX_HTML, tiny_image_tar
 
 pytestmark = pytest.mark.integration
@@ -43,20 +45,28 @@ def registry_env() -> dict[str, str]:
     return {name: found[name] for name in REGISTRY_SETTINGS}
 
 
-@pytest.fixture
-def mirrored_platform(platform, worker_env, registry_env, docker_client):
+@contextlib.contextmanager
+def platform_with_mirror(platform, worker_env, registry_env, prepared: int = 0):
     """A worker and a Daphne whose instances pull through the mirror (a broker of their own)."""
     for name, value in registry_env.items():
         setattr(platform, name, value)
     platform.PLAYGROUND_REGISTRY_API = f"http://{registry_env['PLAYGROUND_REGISTRY_STORE']}"
     redis_server = PrivateRedis().start()
-    env = {**worker_env, **registry_env, "REDIS_URL": redis_server.url, "PLAYGROUND_PREPARED_SESSIONS": "0"}
+    env = {**worker_env, **registry_env, "REDIS_URL": redis_server.url, "PLAYGROUND_PREPARED_SESSIONS": str(prepared)}
     worker = Worker(env, f"mirror-{uuid.uuid4().hex[:6]}", pool="threads").start()
     web = WebServer(env, name="daphne-mirror").start()
-    yield web
-    web.stop()
-    worker.stop()
-    redis_server.stop()
+    try:
+        yield web
+    finally:
+        web.stop()
+        worker.stop()
+        redis_server.stop()
+
+
+@pytest.fixture
+def mirrored_platform(platform, worker_env, registry_env, docker_client):
+    with platform_with_mirror(platform, worker_env, registry_env) as web:
+        yield web
 
 
 @pytest.fixture
@@ -137,3 +147,26 @@ def test_the_admin_lists_what_was_seeded_with_its_size(mirrored_platform, tiny_b
     [seeded] = [image for image in page.context["images"] if image.name == f"library/busybox:{tiny_busybox}"]
     assert 1_000_000 < seeded.size < 2_000_000  # the static busybox, compressed
     assert seeded.pushed_at is not None
+
+
+def test_a_preloaded_image_is_in_the_instance_the_moment_it_is_claimed(
+    platform, worker_env, registry_env, tiny_busybox, docker_client
+):
+    call_command("seed_images", f"busybox:{tiny_busybox}")
+    Playground.objects.filter(pk="default").update(preload_images=[f"busybox:{tiny_busybox}"])
+
+    with platform_with_mirror(platform, worker_env, registry_env, prepared=2) as web:
+        wait_for(lambda: PreparedSession.objects.filter(ready=True).count() == 2, timeout=180, what="the pool")
+        prepared = set(PreparedSession.objects.values_list("pk", flat=True))
+        session_id = open_session(web)
+        try:
+            assert session_id in prepared  # handed out from the pool, not started for it
+            # No pull, no mirror: it is there already (and the tag is this run's own).
+            there = run(web, session_id, f"docker image inspect --format '{{{{.Id}}}}' busybox:{tiny_busybox}")
+            ran = run(web, session_id, f"docker run --rm --pull never busybox:{tiny_busybox} cat /www/index.html")
+        finally:
+            close_session(web, session_id)
+
+    assert there["exit_code"] == 0, there
+    assert there["stdout"].startswith("sha256:")
+    assert ran["stdout"].encode() == INDEX_HTML

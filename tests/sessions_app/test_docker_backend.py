@@ -257,6 +257,30 @@ def test_a_process_is_read_from_the_hosts_proc_only_when_it_is_the_containers(mo
     assert backend._host_proc_net(pid, own) is None
 
 
+def test_it_pulls_each_preload_image_the_instance_lacks_as_its_learner(instance, monkeypatch):
+    from sessions_app.backends.base import ExecExit, ExecOutput, ImagePreloadFailed
+
+    make_playground(preload_images=["busybox", "registry.example/app:1"])
+    instance.session.playground.refresh_from_db()
+    backend = DockerBackend()
+    ran = []
+
+    def exec_(instance, cmd, *, stdin, timeout):
+        ran.append(cmd)
+        missing = cmd[-1] == "registry.example/app:1"
+        yield ExecOutput("stderr", b"manifest unknown\n" if missing else b"")
+        yield ExecExit(exit_code=1 if missing else 0, timed_out=False)
+
+    monkeypatch.setattr(backend, "exec", exec_)
+
+    with pytest.raises(ImagePreloadFailed) as failed:
+        backend.preload(instance)
+
+    assert [cmd[-1] for cmd in ran] == ["busybox", "registry.example/app:1"]
+    assert all("docker image inspect" in cmd[2] and "docker pull" in cmd[2] for cmd in ran)
+    assert "registry.example/app:1" in failed.value.message and "manifest unknown" in failed.value.message
+
+
 def test_it_hands_the_registry_mirror_to_the_instance(instance, settings):
     settings.PLAYGROUND_REGISTRY_MIRROR = "172.17.0.1:5000"
     assert options(instance)["environment"]["PLAYGROUND_REGISTRY_MIRROR"] == "172.17.0.1:5000"

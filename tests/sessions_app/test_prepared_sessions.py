@@ -178,3 +178,25 @@ def test_a_session_keeps_the_storage_token_its_prepared_instance_was_made_with(a
     instance = Instance.objects.get(session_id=session_id)
     assert session_id == prepared.pk
     assert instance.storage_token == prepared.storage_token != session_id
+
+
+def test_a_prepared_instance_holds_its_preload_images_when_it_is_handed_out(api, run_on_commit, fake_engine):
+    Playground.objects.filter(pk="default").update(preload_images=["nginx:alpine", "busybox"])
+    services.sessions_prepare()
+
+    session_id = open_session(api, run_on_commit)
+
+    assert fake_engine.containers[f"playground-{session_id}"].images == {"nginx:alpine", "busybox"}
+
+
+def test_instances_prepared_before_the_preload_images_changed_are_replaced(api, run_on_commit, fake_engine):
+    services.sessions_prepare()
+    before = prepared_ids()
+
+    Playground.objects.filter(pk="default").update(preload_images=["busybox"])
+    services.sessions_prepare()
+    session_id = open_session(api, run_on_commit)
+
+    assert not prepared_ids() & before
+    assert session_id not in before
+    assert fake_engine.containers[f"playground-{session_id}"].images == {"busybox"}
