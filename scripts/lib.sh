@@ -247,6 +247,8 @@ start_registry() {
     local address
     address=$(awk '$1 == "addr:" {print $2}' "$dir/$name.yml")
     for _ in $(seq 1 40); do
+        # (Its own answer: another registry on that address would answer too.)
+        kill -0 "$(cat "$dir/$name.pid")" 2>/dev/null || break
         "$VENV/bin/python" -c "import urllib.request as u; u.urlopen('http://$address/v2/', timeout=1)" 2>/dev/null && return 0
         sleep 0.25
     done

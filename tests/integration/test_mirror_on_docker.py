@@ -18,6 +18,8 @@ import pytest
 from django.core.management import call_command
 
 from sessions_app.models import Playground, PreparedSession
+from tests.integration.test_firewall_on_docker import bridge_of, dropped
+from tests.integration.test_sessions_on_docker import containers_of, wait_until_running
 from tests.support.api import api
 from tests.support.learner import close_session, open_session
 from tests.support.stack import ROOT, PrivateRedis, WebServer, Worker, wait_for
@@ -170,3 +172,28 @@ def test_a_preloaded_image_is_in_the_instance_the_moment_it_is_claimed(
     assert there["exit_code"] == 0, there
     assert there["stdout"].startswith("sha256:")
     assert ran["stdout"].encode() == INDEX_HTML
+
+
+def test_a_mirror_only_instance_pulls_through_the_mirror_and_reaches_nothing_else(
+    mirrored_platform, tiny_busybox, docker_client
+):
+    web = mirrored_platform
+    call_command("seed_images", f"busybox:{tiny_busybox}")
+    playground = Playground.objects.create(pk=f"mirror-only-{uuid.uuid4().hex[:6]}", egress="mirror-only")
+    opened = api.post(f"{web.url}/sessions", json={"playground_id": playground.pk}, timeout=10)
+    assert opened.status_code == 201, opened.text
+    session_id = opened.json()["session_id"]
+    try:
+        wait_until_running(web, session_id)
+        [container] = containers_of(docker_client, session_id)
+        chain = "PLAYGROUND-E-" + bridge_of(docker_client, container).removeprefix("br-")
+        before = dropped(chain, "0.0.0.0/0")
+
+        pulled = run(web, session_id, f"docker pull busybox:{tiny_busybox}")
+        elsewhere = run(web, session_id, "timeout 5 bash -c 'echo >/dev/tcp/192.0.2.1/80'")  # TEST-NET-1
+
+        assert pulled["exit_code"] == 0, pulled
+        assert elsewhere["exit_code"] != 0, elsewhere
+        assert dropped(chain, "0.0.0.0/0") > before
+    finally:
+        close_session(web, session_id)
