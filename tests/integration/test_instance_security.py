@@ -397,4 +397,9 @@ def test_it_keeps_the_host_firewall_rules_in_place():
     before = ours()
     subprocess.run([Path(__file__).parents[2] / "scripts" / "harden-host"], check=True)
     assert ours() == before
-    assert len([rule for rule in before if rule.startswith(("-A INPUT", "-A DOCKER-USER"))]) == 2
+    assert sorted(rule for rule in before if rule.startswith(("-A INPUT", "-A DOCKER-USER"))) == [
+        "-A DOCKER-USER -i br-+ -j PLAYGROUND-EGRESS",  # each restricted playground's network (egress)
+        "-A DOCKER-USER -i br-+ -j PLAYGROUND-FORWARD",
+        "-A INPUT -i br-+ -j PLAYGROUND-EGRESS",
+        "-A INPUT -i br-+ -j PLAYGROUND-INPUT",
+    ]
