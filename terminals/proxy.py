@@ -190,6 +190,7 @@ class PortProxy:
         if request_body is None:
             return  # the client left
         first, more = request_body
+        body = RequestBody(first, receive) if more else None
         try:
             url = upstream_url("http", target, route.target)
         except InvalidRequest as exc:
@@ -199,10 +200,12 @@ class PortProxy:
                 scope["method"],
                 url,
                 headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in upstream_headers(scope, route, target)],
-                data=(rest_of_body(first, receive) if more else first) or None,
+                data=body.chunks() if body is not None else (first or None),
                 allow_redirects=False,
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            if body is not None and body.client_gone:
+                return  # it left while its body was on its way: nobody to answer
             logger.info("port %s of session %s: %s", route.port, route.session_id, exc)
             return await respond_error(send, PortUnreachable(log_message=str(exc)))
         try:
@@ -478,19 +481,24 @@ async def first_body(receive) -> tuple[bytes, bool] | None:
     return message.get("body", b""), message.get("more_body", False)
 
 
-async def rest_of_body(first: bytes, receive):
-    yield first
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        yield message.get("body", b"")
-        if not message.get("more_body", False):
-            return
+class RequestBody:
+    """The rest of a request's body, for the port, as the client sends it."""
 
+    def __init__(self, first: bytes, receive) -> None:
+        self.first = first
+        self.receive = receive
+        self.client_gone = False
 
-class ClientGone(Exception):
-    pass
+    async def chunks(self):
+        yield self.first
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.client_gone = True
+                raise ConnectionResetError("the client left in the middle of its request's body")
+            yield message.get("body", b"")
+            if not message.get("more_body", False):
+                return
 
 
 async def pump_body(response: aiohttp.ClientResponse, receive, send) -> None:

@@ -511,3 +511,33 @@ async def test_a_ports_cookie_opens_no_websocket_for_another_pages_origin(sessio
 
         assert await opened_from(f"http://{host}".encode()) == {"type": "websocket.send", "text": "hi"}
         assert await opened_from(f"http://9999-attacker.{DOMAIN}".encode()) == {"type": "websocket.close", "code": 4403}
+
+
+async def test_a_client_gone_in_the_middle_of_its_body_is_no_error(session, upstream):
+    session_id, token, port = session
+    path = f"/sessions/{session_id}/ports/{port}/upload".encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path.decode(),
+        "raw_path": path,
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {token}".encode())],
+        "client": ("203.0.113.9", 5000),
+        "server": ("testserver", 80),
+    }
+    messages = [{"type": "http.disconnect"}, {"type": "http.request", "body": b"x" * 1000, "more_body": True}]
+    sent = []
+
+    async def receive():
+        return messages.pop() if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    await application(scope, receive, send)  # raises nothing
+
+    assert [m for m in sent if m["type"] == "http.response.start" and m["status"] >= 500] == []
