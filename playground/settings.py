@@ -292,6 +292,10 @@ if REDIS_URL:
         # by default; look every few seconds instead.
         "unacked_restore_interval": max(1, min(10, _visibility_timeout / 5)),
         "unacked_restore_throttle": 1,
+        # Only one worker at a time looks, under a lock in Redis. Should a
+        # worker be killed while it holds it (a sweep lasts milliseconds),
+        # nobody looks until it expires: kombu's 5 minutes, here 30 s.
+        "unacked_mutex_expire": 30,
     }
 else:
     # No server needed: kombu's filesystem transport, polled often enough

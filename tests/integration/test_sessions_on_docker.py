@@ -31,13 +31,19 @@ def create_session(live_server) -> dict:
 
 
 def wait_until_running(live_server, session_id: str, timeout: float = 60) -> dict:
+    last = {}
+
     def running():
-        body = api.get(f"{live_server.url}/sessions/{session_id}", timeout=10).json()
+        last["body"] = body = api.get(f"{live_server.url}/sessions/{session_id}", timeout=10).json()
         instance = body["instance"] or {}
         assert instance.get("status") != "failed", instance.get("error")
         return body if instance.get("status") == "running" else None
 
-    return wait_for(running, timeout=timeout, what=f"session {session_id} to run")
+    try:
+        return wait_for(running, timeout=timeout, what=f"session {session_id} to run")
+    except AssertionError as exc:
+        instance = Instance.objects.filter(session_id=session_id).values().first()
+        raise AssertionError(f"{exc}; last seen {last.get('body')}; in the database {instance}") from None
 
 
 def containers_of(docker_client, session_id: str) -> list:

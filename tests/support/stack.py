@@ -214,6 +214,8 @@ def worker_env(django_db_setup, real_services) -> dict[str, str]:
         # A task whose worker was killed is handed out again this soon.
         "PLAYGROUND_BROKER_VISIBILITY_TIMEOUT": "5",
         "CELERY_TASK_ALWAYS_EAGER": "false",
+        # Each job's receipt and end in the workers' logs, which a failed test shows.
+        "CELERY_LOG_LEVEL": "INFO",
         # Ports also at {port}-{session}.ports.localhost (the tests send that Host).
         "PLAYGROUND_PORTS_DOMAIN": PORTS_DOMAIN,
     }
