@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "channels",
     "sessions_app",
     "terminals",
+    "labs",
 ]
 
 MIDDLEWARE = [

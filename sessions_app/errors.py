@@ -39,6 +39,13 @@ class PlaygroundNotAllowed(InvalidRequest):
     message = "There is no such playground that you may use."
 
 
+class TemplateNotAllowed(InvalidRequest):
+    """No such template, or its playground is not for this user: the same answer either way."""
+
+    reason = "template_not_allowed"
+    message = "There is no such template that you may use."
+
+
 class ImageNotAllowed(InvalidRequest):
     reason = "image_not_allowed"
     message = "This playground does not offer that image."

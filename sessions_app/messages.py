@@ -37,6 +37,7 @@ ENDINGS: dict[str, Ending] = {
 INSTANCE_STATUS_MESSAGES: dict[str, str] = {
     Instance.Status.PENDING: "Waiting for a Docker host…",
     Instance.Status.PROVISIONING: "Starting your Docker host…",
+    Instance.Status.SETTING_UP: "Setting up the lab…",
     Instance.Status.RUNNING: "Your Docker host is ready.",
     Instance.Status.TERMINATING: "The instance is being removed.",
     Instance.Status.TERMINATED: "The instance was removed.",

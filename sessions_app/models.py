@@ -158,6 +158,14 @@ class Session(models.Model):
     public_ports = models.JSONField(
         default=list, blank=True, help_text="Ports of the instance that anyone with their link may open."
     )
+    template = models.ForeignKey(
+        "labs.Template",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="sessions",
+        help_text="The guided lab it started from: its files, setup and steps.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -179,6 +187,7 @@ class Instance(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"
         PROVISIONING = "provisioning"
+        SETTING_UP = "setting_up"  # its template's files and setup script
         RUNNING = "running"
         FAILED = "failed"
         TERMINATING = "terminating"
@@ -205,6 +214,9 @@ class Instance(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     running_at = models.DateTimeField(null=True, blank=True)
+    set_up_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its template's files and setup script were put in place."
+    )
     terminated_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
@@ -225,6 +237,9 @@ class PreparedSession(models.Model):
 
     id = models.CharField(primary_key=True, max_length=64, default=new_session_id, editable=False)
     playground = models.ForeignKey(Playground, on_delete=models.CASCADE, related_name="prepared_sessions")
+    template = models.ForeignKey(
+        "labs.Template", null=True, blank=True, on_delete=models.CASCADE, related_name="prepared_sessions"
+    )
     image = models.CharField(max_length=200)
     spec = models.CharField(max_length=64)
     storage_token = models.CharField(max_length=64, default=new_storage_token, editable=False)
@@ -237,7 +252,9 @@ class PreparedSession(models.Model):
     def instance(self) -> Instance:
         """Its instance as the backend sees it: unsaved, with an unsaved session."""
         return Instance(
-            session=Session(id=self.pk, playground=self.playground), image=self.image, storage_token=self.storage_token
+            session=Session(id=self.pk, playground=self.playground, template=self.template),
+            image=self.image,
+            storage_token=self.storage_token,
         )
 
 

@@ -52,12 +52,23 @@ class StrictSerializer(serializers.Serializer):
 
 
 class SessionCreateSerializer(StrictSerializer):
-    playground_id = StrictSlugField(max_length=50, default="default")
+    playground_id = StrictSlugField(max_length=50, required=False, help_text='"default" unless a template is given')
+    template = StrictSlugField(
+        max_length=50, required=False, help_text="a guided lab's slug: its playground, files, setup and steps"
+    )
     image = StrictCharField(max_length=200, required=False)
     duration = StrictIntegerField(min_value=60, max_value=MAX_DURATION_SECONDS, required=False)
 
     def validate_duration(self, value: int) -> timedelta:
         return timedelta(seconds=value)
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if "template" in attrs and "playground_id" in attrs:
+            raise serializers.ValidationError(
+                {"template": ["A template brings its own playground: give one or the other."]}
+            )
+        return attrs
 
 
 class SessionExtendSerializer(StrictSerializer):
@@ -281,6 +292,7 @@ class InstanceSerializer(serializers.ModelSerializer):
 class SessionSerializer(serializers.ModelSerializer):
     session_id = serializers.CharField(source="id")
     playground_id = serializers.CharField()
+    template = serializers.CharField(source="template_id", allow_null=True, help_text="the guided lab's slug, if any")
     hostname = serializers.SerializerMethodField()
     instance = serializers.SerializerMethodField()
     terminal_url = serializers.SerializerMethodField()
@@ -292,6 +304,7 @@ class SessionSerializer(serializers.ModelSerializer):
         fields = [
             "session_id",
             "playground_id",
+            "template",
             "hostname",
             "status",
             "created_at",
@@ -328,6 +341,7 @@ class SessionSerializer(serializers.ModelSerializer):
         return {
             "session_id": session.id,
             "playground_id": session.playground_id,
+            "template": session.template_id,
             "hostname": self.get_hostname(session),
             "status": session.status,
             "created_at": _iso(session.created_at),

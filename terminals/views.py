@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
+from labs.models import Template
 from sessions_app import access
 from sessions_app.access import Access
 from sessions_app.errors import PlaygroundError
@@ -25,6 +26,16 @@ from terminals.proxy import TICKET_PARAMETER
 @ensure_csrf_cookie
 def index(request: HttpRequest) -> HttpResponse:
     return render(request, "terminals/index.html")
+
+
+@require_safe
+@ensure_csrf_cookie
+def template_start(request: HttpRequest, slug: str) -> HttpResponse:
+    """A template's landing page (`/t/<slug>`): its Start opens a session of it."""
+    found = Template.objects.select_related("playground").filter(pk=slug).first()
+    if found is None or not found.playground.permits_user(request.user):
+        return render(request, "terminals/not_found.html", {"what": "template"}, status=404)
+    return render(request, "terminals/index.html", {"template": found})
 
 
 @require_safe

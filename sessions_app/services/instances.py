@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from labs.setup import SetupFailed, instance_set_up, needs_setup
 from playground.db import release_connection
 from sessions_app import tasks
 from sessions_app.backends import get_backend
@@ -25,9 +26,9 @@ logger = logging.getLogger(__name__)
 
 Status = Instance.Status
 
-STARTING = (Status.PENDING, Status.PROVISIONING)
+STARTING = (Status.PENDING, Status.PROVISIONING, Status.SETTING_UP)
 # Statuses from which an instance may be torn down.
-NOT_TERMINATED = (Status.PENDING, Status.PROVISIONING, Status.RUNNING, Status.FAILED, Status.TERMINATING)
+NOT_TERMINATED = (*STARTING, Status.RUNNING, Status.FAILED, Status.TERMINATING)
 
 
 def _set_status(instance_id: int, *, to: str, from_statuses: Iterable[str], **fields) -> bool:
@@ -149,7 +150,9 @@ def instance_provision(*, instance_id: int) -> None:
     attempt made. TransientBackendError propagates so the task can retry;
     any other backend failure marks the instance failed with a readable error.
     """
-    instance = Instance.objects.select_related("session__playground").filter(pk=instance_id).first()
+    instance = (
+        Instance.objects.select_related("session__playground", "session__template").filter(pk=instance_id).first()
+    )
     if instance is None or not instance.session.is_open:
         return
     claimed = _set_status(
@@ -179,11 +182,14 @@ def instance_provision(*, instance_id: int) -> None:
             # while this attempt was still making things: undo them.
             backend.remove(instance)
         return
+    if needs_setup(instance.session.template) and instance.set_up_at is None:
+        if not _set_up(instance, backend, result):
+            return
     now = timezone.now()
     became_running = _set_status(
         instance_id,
         to=Status.RUNNING,
-        from_statuses=[Status.PROVISIONING],
+        from_statuses=[Status.PROVISIONING, Status.SETTING_UP],
         provision_seconds=(now - instance.created_at).total_seconds(),
         container_id=result.container_id,
         container_name=result.container_name,
@@ -203,6 +209,27 @@ def instance_provision(*, instance_id: int) -> None:
         logger.info("session %s: instance ended while starting; removing it", instance.session_id)
         backend.remove(instance)
     # Otherwise a second delivery of this task finished first; nothing to do.
+
+
+def _set_up(instance: Instance, backend, result) -> bool:
+    """Put the session's template in place (labs.setup), in status setting_up; whether it was.
+
+    A setup that fails fails the instance, with what the script printed.
+    """
+    if not _set_status(instance.pk, to=Status.SETTING_UP, from_statuses=[Status.PROVISIONING]):
+        return False  # closed meanwhile, or a second delivery of the job got here first
+    try:
+        instance_set_up(backend, instance, instance.session.template)
+    except SetupFailed as exc:
+        instance_fail(
+            instance_id=instance.pk,
+            message=exc.message,
+            reason=exc.reason,
+            log_message=exc.log_message,
+            from_statuses=[Status.SETTING_UP],
+        )
+        return False
+    return bool(Instance.objects.filter(pk=instance.pk).update(set_up_at=timezone.now()))
 
 
 def _still_provisioning(instance_id: int) -> bool:

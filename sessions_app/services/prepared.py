@@ -1,20 +1,26 @@
 """The pool of prepared sessions: instances started ahead of demand.
 
-A new session of the default playground takes one (see PreparedSession), so
-that its learner does not wait for a container and a Docker daemon to start.
+A new session of the default playground, or of a template that keeps some
+prepared, takes one (see PreparedSession), so that its learner does not wait
+for a container and a Docker daemon to start, nor for the template's setup.
 """
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from labs.models import Template
+from labs.pools import prepared_targets
+from labs.setup import instance_set_up, needs_setup
 from sessions_app.backends import get_backend
 from sessions_app.backends.base import BackendError
 from sessions_app.models import Instance, Playground, PreparedSession, Session
+from sessions_app.services.instances import STARTING
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +28,27 @@ PREPARED_PLAYGROUND = "default"  # the playground whose sessions are prepared ah
 PREPARING_GIVES_UP_AFTER = timedelta(minutes=5)
 
 
-def prepared_spec(playground: Playground, image: str) -> str:
+@dataclass(frozen=True)
+class Pool:
+    """Sessions prepared alike: of one playground and image, set up from one template or none."""
+
+    playground: Playground
+    template: Template | None
+    target: int
+
+    @property
+    def image(self) -> str:
+        return self.playground.image
+
+    @property
+    def spec(self) -> str:
+        return prepared_spec(self.playground, self.image, self.template)
+
+    def current(self) -> Q:
+        return Q(playground=self.playground, template=self.template, image=self.image, spec=self.spec)
+
+
+def prepared_spec(playground: Playground, image: str, template: Template | None = None) -> str:
     """What a prepared instance was made with; it is handed out only while this holds."""
     made_with = (
         image,
@@ -39,11 +65,14 @@ def prepared_spec(playground: Playground, image: str) -> str:
         settings.PLAYGROUND_DOCKER_RUNTIME,
         settings.PLAYGROUND_INSTANCE_LOG_DRIVER,
         settings.PLAYGROUND_BOUND_DISKS,
+        # Its template's files and setup script were put in place: any change to it counts.
+        template.pk if template else "",
+        template.updated_at.isoformat() if template else "",
     )
     return hashlib.sha256("|".join(map(str, made_with)).encode()).hexdigest()[:32]
 
 
-def prepared_take(*, playground: Playground, image: str) -> PreparedSession | None:
+def prepared_take(*, playground: Playground, image: str, template: Template | None = None) -> PreparedSession | None:
     """A prepared session whose instance fits, taken out of the pool.
 
     Runs inside the transaction that creates the session, which then takes
@@ -51,7 +80,13 @@ def prepared_take(*, playground: Playground, image: str) -> PreparedSession | No
     """
     prepared = (
         PreparedSession.objects.select_for_update(skip_locked=True)
-        .filter(playground=playground, image=image, spec=prepared_spec(playground, image), ready=True)
+        .filter(
+            playground=playground,
+            template=template,
+            image=image,
+            spec=prepared_spec(playground, image, template),
+            ready=True,
+        )
         .order_by("created_at")
         .first()
     )
@@ -60,61 +95,74 @@ def prepared_take(*, playground: Playground, image: str) -> PreparedSession | No
     return prepared
 
 
-def sessions_prepare() -> int | None:
-    """Top the pool of prepared sessions up to PLAYGROUND_PREPARED_SESSIONS.
-
-    Each gets a running instance for the default playground and its default
-    image, one after another. Returns how many it prepared, or None if it
-    stopped because instances of real sessions are being provisioned: making
-    more then would slow them down, so the pool is refilled once they run
-    (the task runs every few seconds).
-    """
+def pools(*, default_target: int) -> list[Pool]:
+    """The pools to keep: the default playground's (PLAYGROUND_PREPARED_SESSIONS), then each template's."""
+    found = []
     playground = Playground.objects.filter(pk=PREPARED_PLAYGROUND).first()
-    target = settings.PLAYGROUND_PREPARED_SESSIONS if playground else 0
-    sessions_unprepare(keep=target)
-    if not target:
-        return 0
-    image, backend, made = playground.image, get_backend(), 0
-    spec = prepared_spec(playground, image)
-    while PreparedSession.objects.count() < target:
-        if Instance.objects.filter(
-            status__in=[Instance.Status.PENDING, Instance.Status.PROVISIONING], session__status=Session.Status.OPEN
-        ).exists():
-            return None
-        # The row first: the reconciler keeps what Docker holds of it.
-        prepared = PreparedSession.objects.create(playground=playground, image=image, spec=spec)
-        try:
-            if not backend.prepare(prepared.instance()):
-                prepared.delete()
-                break
-        except BackendError as exc:
-            logger.warning("could not prepare a session: %s", exc.log_message)
-            prepared_session_remove(session_id=prepared.pk)
-            return made
-        PreparedSession.objects.filter(pk=prepared.pk).update(ready=True)
-        made += 1
+    if playground is not None:
+        found.append(Pool(playground, None, default_target))
+    found += [Pool(template.playground, template, target) for template, target in prepared_targets().items()]
+    return found
+
+
+def sessions_prepare() -> int | None:
+    """Top each pool of prepared sessions up to its target.
+
+    The default playground's pool holds PLAYGROUND_PREPARED_SESSIONS; each
+    template's as many as it asks for (labs.pools), each one set up from the
+    template before it may be handed out. They are made one after another.
+    Returns how many it prepared, or None if it stopped because instances of
+    real sessions are being provisioned: making more then would slow them
+    down, so the pools are refilled once they run (the task runs every few
+    seconds).
+    """
+    wanted = pools(default_target=settings.PLAYGROUND_PREPARED_SESSIONS)
+    sessions_unprepare(keep=settings.PLAYGROUND_PREPARED_SESSIONS, kept_pools=wanted)
+    backend, made = get_backend(), 0
+    for pool in wanted:
+        spec = pool.spec
+        while PreparedSession.objects.filter(pool.current()).count() < pool.target:
+            if Instance.objects.filter(status__in=STARTING, session__status=Session.Status.OPEN).exists():
+                return None
+            # The row first: the reconciler keeps what Docker holds of it.
+            prepared = PreparedSession.objects.create(
+                playground=pool.playground, template=pool.template, image=pool.image, spec=spec
+            )
+            try:
+                if not backend.prepare(prepared.instance()):
+                    prepared.delete()
+                    break
+                if needs_setup(pool.template):
+                    instance_set_up(backend, prepared.instance(), pool.template)
+            except BackendError as exc:
+                logger.warning("could not prepare a session: %s", exc.log_message)
+                prepared_session_remove(session_id=prepared.pk)
+                return made
+            PreparedSession.objects.filter(pk=prepared.pk).update(ready=True)
+            made += 1
     if made:
         logger.info("prepared %d sessions ahead", made)
     return made
 
 
-def sessions_unprepare(*, keep: int) -> list[str]:
+def sessions_unprepare(*, keep: int, kept_pools: list[Pool] | None = None) -> list[str]:
     """Remove prepared sessions that may no longer be handed out.
 
-    Those made with other limits or another image than their playground has
-    now, those whose preparation never finished, and the oldest beyond `keep`
-    (after the setting was lowered). Returns their ids.
+    Those made with other limits, another image or another version of their
+    template than they have now, those of no pool any more, those whose
+    preparation never finished, and the oldest beyond their pool's target
+    (`keep` for the default playground's). Returns their ids.
     """
-    playground = Playground.objects.filter(pk=PREPARED_PLAYGROUND).first()
+    kept_pools = pools(default_target=keep) if kept_pools is None else kept_pools
     current = Q(pk__in=[])
-    if playground is not None:
-        image = playground.image
-        current = Q(playground=playground, image=image, spec=prepared_spec(playground, image))
+    for pool in kept_pools:
+        current |= pool.current()
     abandoned = Q(ready=False, created_at__lt=timezone.now() - PREPARING_GIVES_UP_AFTER)
     unwanted = list(PreparedSession.objects.exclude(current).values_list("pk", flat=True))
     unwanted += PreparedSession.objects.filter(current & abandoned).values_list("pk", flat=True)
-    kept = PreparedSession.objects.filter(current).exclude(pk__in=unwanted).order_by("-created_at")
-    unwanted += kept.values_list("pk", flat=True)[keep:]
+    for pool in kept_pools:
+        kept = PreparedSession.objects.filter(pool.current()).exclude(pk__in=unwanted).order_by("-created_at")
+        unwanted += kept.values_list("pk", flat=True)[pool.target :]
     for session_id in unwanted:
         prepared_session_remove(session_id=session_id)
     return unwanted

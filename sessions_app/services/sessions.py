@@ -9,6 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection, transaction
 from django.utils import timezone
 
+from labs.models import Template
 from playground.logcontext import set_session
 from sessions_app import events, tasks
 from sessions_app.errors import (
@@ -19,6 +20,7 @@ from sessions_app.errors import (
     PlaygroundNotAllowed,
     ServiceUnavailable,
     SessionClosed,
+    TemplateNotAllowed,
     TooManySessions,
 )
 from sessions_app.messages import ENDINGS
@@ -41,7 +43,8 @@ class Opened(NamedTuple):
 
 def session_create(
     *,
-    playground_id: str,
+    playground_id: str = "default",
+    template: str | None = None,
     image: str | None = None,
     duration: timedelta | None = None,
     owner: AbstractBaseUser | None = None,
@@ -54,7 +57,17 @@ def session_create(
     Its owners: the logged-in `owner`, the browser whose key (the hash of its
     cookie's id) is `browser_key`, and whoever holds the access token
     returned here, once.
+
+    A session of a `template` (its slug) gets the template's playground, and
+    its instance gets the template's files and setup before it runs.
     """
+    lab = None
+    if template is not None:
+        lab = Template.objects.select_related("playground").filter(pk=template).first()
+        if lab is None or not lab.playground.permits_user(owner or AnonymousUser()):
+            # The same answer whether it exists or not.
+            raise TemplateNotAllowed(f"There is no template {template!r} that you may use.")
+        playground_id = lab.playground_id
     playground = Playground.objects.filter(pk=playground_id).first()
     if playground is None or not playground.permits_user(owner or AnonymousUser()):
         # The same answer whether it exists or not.
@@ -75,11 +88,12 @@ def session_create(
     access_token = new_secret()
     with transaction.atomic():
         _check_limits(owner=owner, client_address=client_address, now=now)
-        prepared = prepared_take(playground=playground, image=image)
+        prepared = prepared_take(playground=playground, image=image, template=lab)
         session = Session.objects.create(
             id=prepared.pk if prepared else new_session_id(),
             created_at=now,
             playground=playground,
+            template=lab,
             owner=owner,
             browser_key=browser_key,
             access_token_hash=hash_secret(access_token),
@@ -88,7 +102,9 @@ def session_create(
             expires_at=now + duration,
         )
         # A prepared instance's disk and volume are named by its token: keep it.
-        storage = {"storage_token": prepared.storage_token} if prepared else {}
+        # A prepared instance's disk and volume are named by its token: keep
+        # it. A prepared instance of a template was set up before it was ready.
+        storage = {"storage_token": prepared.storage_token, "set_up_at": now} if prepared else {}
         instance = Instance.objects.create(session=session, image=image, **storage)
         enqueue_provision(instance)
     set_session(session.id)  # what follows in this request or task is about it

@@ -118,6 +118,7 @@ def test_it_gives_the_statuses_as_enums(schema):
     assert components["InstanceStatusEnum"]["enum"] == [
         "pending",
         "provisioning",
+        "setting_up",
         "running",
         "failed",
         "terminating",

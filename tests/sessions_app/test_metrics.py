@@ -10,6 +10,7 @@ from django.test import Client
 
 from playground.asgi import application
 from sessions_app.metrics import DatabaseCollector
+from sessions_app.models import Instance
 from terminals import metrics as terminal_metrics
 from tests.factories import make_instance, make_session
 
@@ -44,6 +45,7 @@ def test_it_counts_sessions_and_instances_by_status(client):
         'playground_instances{status="pending"} 0.0',
         'playground_instances{status="provisioning"} 0.0',
         'playground_instances{status="running"} 1.0',
+        'playground_instances{status="setting_up"} 0.0',
         'playground_instances{status="terminated"} 0.0',
         'playground_instances{status="terminating"} 0.0',
     ]
@@ -72,7 +74,7 @@ def test_it_counts_sessions_and_instances_by_playground(client):
     assert 'playground_instances_by_playground{playground="default",status="running"} 0.0' in instances
     assert 'playground_instances_by_playground{playground="swarm",status="running"} 2.0' in instances
     assert 'playground_instances_by_playground{playground="swarm",status="failed"} 0.0' in instances
-    assert len(instances) == 2 * 6  # every status of each playground
+    assert len(instances) == 2 * len(Instance.Status)  # every status of each playground
     # The totals over all playgrounds stay as they were.
     assert 'playground_sessions{status="open"} 3.0' in lines
     assert 'playground_instances{status="running"} 2.0' in lines

@@ -49,7 +49,8 @@
         method: "POST",
         headers,
         credentials: "same-origin",
-        body: JSON.stringify({ playground_id: "default" }),
+        // A template's page (/t/<slug>) starts a session of that template.
+        body: JSON.stringify(button.dataset.template ? { template: button.dataset.template } : { playground_id: "default" }),
       });
     } catch {
       setBusy(false);

@@ -187,6 +187,8 @@
         return `Waiting for ${nodeName()}…`;
       case "provisioning":
         return `Starting ${nodeName()}…`;
+      case "setting_up":
+        return "Setting up the lab…";
       case "terminating":
       case "terminated":
         return `${nodeName()} has been removed.`;
