@@ -14,6 +14,7 @@ urlpatterns = [
     re_path(r"^readyz/?$", health.readyz, name="readyz"),
     re_path(r"^metrics/?$", health.metrics, name="metrics"),
     path("", include("sessions_app.urls")),
+    path("", include("labs.urls")),
     path("", include("terminals.urls")),
 ]
 

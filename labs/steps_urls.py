@@ -1,0 +1,3 @@
+"""A session's steps: read them, check one, solve one."""
+
+urlpatterns: list = []
