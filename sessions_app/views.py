@@ -269,6 +269,14 @@ class FileViewSet(PlaygroundAPIView):
 
     parser_classes = [MultiPartParser]  # a raw body is read by upload() itself, never parsed
 
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        # Only `path`: a misspelt parameter is an error, not a silent default
+        # (a file written somewhere else than meant).
+        unknown = sorted(set(request.query_params) - {"path"})
+        if unknown:
+            raise InvalidRequest(f"Unknown query parameter: {unknown[0]!r}; these routes take `path` only.")
+
     def upload(self, request: Request, session_pk: str) -> Response:
         session, _ = self.session_for(request, session_pk, Access.READ_WRITE)
         path = request.query_params.get("path")

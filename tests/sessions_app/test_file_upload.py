@@ -262,3 +262,21 @@ def test_a_malformed_content_length_is_not_an_error_of_the_server(session_id, ap
     response = raw(api, session_id, "x", b"x", CONTENT_LENGTH="many")
 
     assert response.status_code < 500
+
+
+@pytest.mark.parametrize("query", ["?path=x&pth=y", "?paht=x", "?path=x&overwrite=true"])
+def test_an_unknown_query_parameter_is_refused_and_nothing_is_written(session_id, api, fake_engine, query):
+    before = dict(files_of(fake_engine, session_id))
+
+    raw_body = api.post(f"/sessions/{session_id}/files{query}", b"data", content_type="application/octet-stream")
+    multipart = api.post(
+        f"/sessions/{session_id}/files{query}", {"files": [SimpleUploadedFile("m.txt", b"m")]}, format="multipart"
+    )
+    download = api.get(f"/sessions/{session_id}/files{query}")
+    listing = api.get(f"/sessions/{session_id}/files/list{query}")
+
+    for response in (raw_body, multipart, download, listing):
+        assert response.status_code == 400, response.content
+        assert response.json()["error"] == "invalid_request"
+        assert "Unknown query parameter" in response.json()["message"]
+    assert dict(files_of(fake_engine, session_id)) == before
