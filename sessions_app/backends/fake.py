@@ -201,12 +201,15 @@ class FakeEngine:
     disks: set[str] = field(default_factory=set)  # storage tokens
     calls: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # What exec() runs in the containers made from now on (FakeContainer.commands), when set.
+    commands: Callable[[list[str], bytes], list[ExecEvent]] | None = None
 
     def reset(self) -> None:
         with self.lock:
             self.containers.clear()
             self.disks.clear()
             self.calls.clear()
+            self.commands = None
 
 
 engine = FakeEngine()
@@ -217,7 +220,12 @@ class FakeBackend(Backend):
         name = f"playground-{instance.session_id}"
         with engine.lock:
             engine.calls.append(("start", instance.session_id))
-            container = engine.containers.setdefault(name, FakeContainer(name=name, storage=instance.storage_token))
+            if name not in engine.containers:
+                made = FakeContainer(name=name, storage=instance.storage_token)
+                if engine.commands is not None:
+                    made.commands = engine.commands
+                engine.containers[name] = made
+            container = engine.containers[name]
             engine.disks.add(instance.storage_token)
             container.running = True
             container.starts += 1

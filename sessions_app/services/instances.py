@@ -112,6 +112,7 @@ def instance_reprovision(*, session_id: str) -> Instance:
             container_id="",
             ip_address=None,
             running_at=None,
+            set_up_at=None,  # a new container: its template's files and setup again
         )
         if not replaced:
             raise InstanceNotFound("This session has no instance to replace.")
@@ -280,11 +281,16 @@ def instance_teardown(*, instance_id: int) -> None:
 # --- What the reconciler asks for ----------------------------------------------------
 
 
-def instance_requeue(*, instance_id: int, from_statuses: Iterable[str]) -> bool:
+def instance_requeue(*, instance_id: int, from_statuses: Iterable[str], fresh: bool = False) -> bool:
     """Hand an instance to a worker to be provisioned again (its container was
-    lost, or its job was); whether it was still in one of from_statuses."""
+    lost, or its job was); whether it was still in one of from_statuses.
+
+    A `fresh` one (its container is gone: it is made anew) gets its
+    template's files and setup again.
+    """
     with transaction.atomic():
-        requeued = _set_status(instance_id, to=Status.PENDING, from_statuses=from_statuses)
+        cleared = {"set_up_at": None} if fresh else {}
+        requeued = _set_status(instance_id, to=Status.PENDING, from_statuses=from_statuses, **cleared)
         if requeued:
             tasks.enqueue_on_commit(tasks.provision_instance, instance_id)
     return requeued

@@ -9,8 +9,9 @@ Runs when a worker starts and then every minute. What it decides:
   made anew (its data is lost). After MAX_ATTEMPTS provisioning attempts in
   all, the instance is marked failed instead, so a container that keeps dying
   does not loop forever.
-- An instance stuck in pending or provisioning (its job lost with a broker,
-  or its worker killed) is handed to a worker again, within the same limit.
+- An instance stuck in pending, provisioning or setting_up (its job lost with
+  a broker, or its worker killed) is handed to a worker again, within the same
+  limit.
 - An instance stuck terminating is handed to the teardown again.
 - Prepared sessions (instances started ahead, see services.prepared) are
   kept; those made with limits their playground no longer has, those beyond
@@ -162,14 +163,14 @@ def _revive_lost_instances(report: Report) -> None:
                 report.readdressed.append(instance.session_id)
             continue
         logger.warning("session %s: the instance's container is %s", instance.session_id, found.state)
-        _provision_again(instance, report.reprovisioned, report)
+        _provision_again(instance, report.reprovisioned, report, fresh=found.state == PollResult.MISSING)
 
 
 def _retry_stuck_instances(report: Report) -> None:
     now = timezone.now()
     stuck = Instance.objects.filter(session__status=Session.Status.OPEN).filter(
         Q(status=Status.PENDING, created_at__lt=now - PENDING_STUCK_AFTER)
-        | Q(status=Status.PROVISIONING, started_at__lt=now - PROVISIONING_STUCK_AFTER)
+        | Q(status__in=[Status.PROVISIONING, Status.SETTING_UP], started_at__lt=now - PROVISIONING_STUCK_AFTER)
     )
     for instance in stuck:
         logger.warning("session %s: the instance is stuck %s", instance.session_id, instance.status)
@@ -182,7 +183,7 @@ def _retry_teardowns(report: Report) -> None:
             report.torn_down.append(instance.session_id)
 
 
-def _provision_again(instance: Instance, bucket: list[str], report: Report) -> None:
+def _provision_again(instance: Instance, bucket: list[str], report: Report, *, fresh: bool = False) -> None:
     # Only from the status it was seen in: if a worker changed it meanwhile, the worker wins.
     if instance.attempts >= MAX_ATTEMPTS:
         if instance_fail(
@@ -193,5 +194,5 @@ def _provision_again(instance: Instance, bucket: list[str], report: Report) -> N
         ):
             report.failed.append(instance.session_id)
         return
-    if instance_requeue(instance_id=instance.pk, from_statuses=[instance.status]):
+    if instance_requeue(instance_id=instance.pk, from_statuses=[instance.status], fresh=fresh):
         bucket.append(instance.session_id)
