@@ -54,6 +54,7 @@ DEFAULT_FILES_FOLDER = "files"
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 
 MAX_TOTAL_BYTES = 8 << 20  # all that a template's files, steps and scripts hold together
+MAX_ZIP_BYTES = 16 << 20  # a .zip of a template, as uploaded
 MAX_FILES = 1000  # files in a template's folder (or members of its .zip)
 MAX_STEPS = 100
 MAX_PREPARED = 20
@@ -279,10 +280,15 @@ def _open(source: str | Path | BinaryIO) -> _Source:
 
 
 def _open_zip(source: Path | BinaryIO, name: str) -> _ZipSource:
+    size = source.stat().st_size if isinstance(source, Path) else source.seek(0, os.SEEK_END)
+    if size > MAX_ZIP_BYTES:
+        raise TemplateFormatError([Problem(name, f"is larger than {MAX_ZIP_BYTES >> 20} MiB")])
+    if not isinstance(source, Path):
+        source.seek(0)
     try:
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise TemplateFormatError([Problem(name, f"is not a .zip file nor a folder ({exc})")]) from None
+        raise TemplateFormatError([Problem(name, f"is neither a folder nor a .zip file ({exc})")]) from None
     try:
         return _ZipSource(archive)
     except _Refused as exc:
