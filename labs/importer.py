@@ -163,7 +163,10 @@ class _FolderSource(_Source):
 
     def _inside(self, path: str) -> Path:
         """The file's real path; _Refused when a symbolic link leads out of the folder."""
-        real = (self.root / path).resolve()
+        try:
+            real = (self.root / path).resolve()
+        except (OSError, RuntimeError) as exc:  # a loop of symbolic links
+            raise _Refused(f"{path} cannot be read: {exc}") from None
         if real != self.root and not real.is_relative_to(self.root):
             raise _Refused(f"{path} is a symbolic link that leads out of the template's folder")
         return real
@@ -176,8 +179,11 @@ class _FolderSource(_Source):
 
     def read(self, path: str) -> bytes:
         real = self._inside(path)
-        self._count(real.stat().st_size)
-        return real.read_bytes()
+        try:
+            self._count(real.stat().st_size)
+            return real.read_bytes()
+        except OSError as exc:
+            raise _Refused(f"{path} cannot be read: {exc.strerror or exc}") from None
 
     def mode(self, path: str) -> int:
         return _mode(self._inside(path).stat().st_mode)

@@ -419,3 +419,16 @@ def test_the_command_imports_the_examples_again_and_again(capsys):
 def test_the_command_asks_for_something_to_import():
     with pytest.raises(CommandError, match="name a template's folder or .zip, or give --examples"):
         call_command("import_template")
+
+
+def test_it_refuses_a_loop_of_symbolic_links(tmp_path):
+    root = write_tree(tmp_path / "lab", GOOD)
+    symlink_out(root, "steps/1-run.md", root / "steps/loop.md")
+    symlink_out(root, "steps/loop.md", root / "steps/1-run.md")
+
+    with pytest.raises(TemplateFormatError) as excinfo:
+        template_import(root)
+
+    [problem] = problems_of(excinfo)
+    assert problem.startswith("template.yaml: steps[1].text: steps/1-run.md cannot be read:"), problem
+    assert not Template.objects.exists()
