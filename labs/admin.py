@@ -122,7 +122,7 @@ class EventAdmin(admin.ModelAdmin):
     def window(self, event: Event) -> str:
         return f"{event.starts_at:%Y-%m-%d %H:%M} – {event.ends_at:%Y-%m-%d %H:%M}"
 
-    @admin.display(description="seats taken")
+    @admin.display(description="seats taken", ordering="seats_taken_count")
     def seats_taken(self, event: Event) -> str:
         taken = getattr(event, "seats_taken_count", None)
         if taken is None:

@@ -511,7 +511,7 @@ class _PlaygroundReader:
     def read(self, value: dict) -> dict:
         defaults = {f.name: f.get_default() for f in Playground._meta.concrete_fields}
         fields = {
-            "description": "",
+            "description": self.reader.spec.title[:200],
             "default_image": self._image(value.get("image", "")),
             "memory_limit_mb": self._whole(value, "memory_mb", defaults["memory_limit_mb"], 64),
             "pids_limit": self._whole(value, "pids", defaults["pids_limit"], 64),

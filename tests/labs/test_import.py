@@ -43,6 +43,7 @@ def test_it_imports_a_folder_with_its_playground_steps_scripts_and_files(tmp_pat
     assert (playground.default_duration, playground.max_duration) == (timedelta(hours=1), timedelta(minutes=90))
     assert playground.preload_images == ["busybox:1.36"]
     assert playground.default_image == ""  # the platform's DIND image
+    assert playground.description == "Your first container"
     steps = list(template.steps.values("position", "title", "text", "check_script", "solve_script"))
     assert steps == [
         {
