@@ -1,0 +1,1 @@
+cd ~/hello && docker build -q -t hello:1 .

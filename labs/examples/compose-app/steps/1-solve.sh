@@ -1,0 +1,7 @@
+cat > ~/app/compose.yaml <<'YAML'
+services:
+  web:
+    build: .
+    ports:
+      - "8080:8080"
+YAML

@@ -1,0 +1,1 @@
+cd ~/app && docker compose down

@@ -1,0 +1,1 @@
+docker stop -t 1 first
