@@ -189,6 +189,31 @@ class PortUnreachable(PlaygroundError):
     message = "The server on that port of the instance did not answer."
 
 
+class SessionHasNoSteps(PlaygroundError):
+    reason = "no_steps"
+    message = "This session is not of a guided lab: it has no steps."
+
+
+class StepNotFound(PlaygroundError):
+    reason = "step_not_found"
+    message = "The session's lab has no such step."
+
+
+class StepLocked(PlaygroundError):
+    reason = "step_locked"
+    message = "This step opens once the steps before it are done."
+
+
+class StepHasNoCheck(PlaygroundError):
+    reason = "no_check"
+    message = "This step has nothing to check."
+
+
+class StepHasNoSolve(PlaygroundError):
+    reason = "no_solve"
+    message = "This step has no solution to run."
+
+
 class SessionAlreadyHasInstance(PlaygroundError):
     reason = "session_already_has_instance"
     message = "This session already has an instance. Only one instance per session is allowed."
@@ -216,6 +241,11 @@ _STATUS_BY_ERROR: list[tuple[type[PlaygroundError], int]] = [
     (SessionAlreadyHasInstance, status.HTTP_409_CONFLICT),
     (PortNotListening, status.HTTP_404_NOT_FOUND),
     (PortUnreachable, status.HTTP_502_BAD_GATEWAY),
+    (SessionHasNoSteps, status.HTTP_404_NOT_FOUND),
+    (StepNotFound, status.HTTP_404_NOT_FOUND),
+    (StepLocked, status.HTTP_409_CONFLICT),
+    (StepHasNoCheck, status.HTTP_409_CONFLICT),
+    (StepHasNoSolve, status.HTTP_409_CONFLICT),
 ]
 
 _DRF_REASONS: dict[type[drf_exceptions.APIException], str] = {

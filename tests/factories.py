@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from labs.models import Step, Template
 from sessions_app.models import Instance, Playground, Session, hash_secret
 
 IMAGE = "playground-dind:latest"
@@ -59,3 +60,16 @@ def make_user(username: str = "learner", *, password: str | None = None, **field
 def make_token(user: User | None = None) -> Token:
     """An API token, of a new user unless one is given."""
     return Token.objects.create(user=user or make_user())
+
+
+def make_template(slug: str = "first-lab", *, playground_id: str = "default", **fields) -> Template:
+    """A template of a guided lab, on that playground."""
+    make_playground(playground_id)
+    return Template.objects.create(slug=slug, title=fields.pop("title", slug), playground_id=playground_id, **fields)
+
+
+def make_step(template: Template, position: int, **fields) -> Step:
+    """A step of the template; its title says its position unless given."""
+    return Step.objects.create(
+        template=template, position=position, title=fields.pop("title", f"Step {position}"), **fields
+    )

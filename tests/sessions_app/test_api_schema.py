@@ -35,6 +35,9 @@ ROUTES = {
     ("/sessions/{id}/instances", "post"): {"201", "400", "403", "404", "409", "415"},
     ("/sessions/{id}/instances/{name}", "get"): {"200", "404"},
     ("/sessions/{id}/instances/{name}", "delete"): {"202", "403", "404"},
+    ("/sessions/{id}/steps", "get"): {"200", "404"},
+    ("/sessions/{id}/steps/{position}/check", "post"): {"200", "403", "404", "409", "429", "503"},
+    ("/sessions/{id}/steps/{position}/solve", "post"): {"200", "403", "404", "409", "429", "503"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 

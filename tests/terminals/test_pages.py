@@ -2,8 +2,10 @@ import json
 import re
 
 import pytest
+from django.test import Client
 
 from sessions_app import services
+from tests.factories import make_step, make_template
 
 pytestmark = pytest.mark.django_db
 
@@ -141,3 +143,44 @@ def test_it_serves_the_browser_builds_of_xterm(client):
         assert response["Content-Type"].startswith("text/javascript")
         assert global_name in body
         assert b"export{" not in body.replace(b" ", b""), f"{url} is an ES module"
+
+
+# --- A guided lab's steps beside the terminal ------------------------------------------
+
+
+@pytest.fixture
+def lab_session_id(client, django_capture_on_commit_callbacks):
+    """A session of a lab with a step, opened by this client."""
+    make_step(make_template("first-lab"), 1, check_script="true", solve_script="true")
+    with django_capture_on_commit_callbacks():
+        response = client.post("/sessions", {"template": "first-lab"}, content_type="application/json")
+    return response.json()["session_id"]
+
+
+@pytest.mark.usefixtures("static_files")
+def test_it_shows_a_labs_steps_beside_the_terminal_with_their_controls(client, lab_session_id):
+    html = client.get(f"/p/{lab_session_id}").content.decode()
+
+    assert "/static/terminals/steps.js" in static_urls(html)
+    assert re.search(rf'<aside id="steps"[^>]*data-api-url="/sessions/{lab_session_id}/steps"', html)
+    assert 'class="terminal-area with-steps"' in html
+    assert 'id="step-check"' in html and 'id="step-solve"' in html
+    assert client.get("/static/terminals/steps.js").status_code == 200
+
+
+def test_it_shows_a_read_only_viewer_the_steps_without_their_controls(client, lab_session_id):
+    token = client.post(f"/sessions/{lab_session_id}/shares", {"mode": "read-only"}, content_type="application/json")
+    viewer = Client()
+    viewer.post("/shares/redeem", {"token": token.json()["token"]}, content_type="application/json")
+
+    html = viewer.get(f"/p/{lab_session_id}").content.decode()
+
+    assert '<aside id="steps"' in html
+    assert 'id="step-check"' not in html and 'id="step-solve"' not in html
+
+
+def test_it_shows_no_steps_for_a_session_of_no_lab(client, session_id):
+    html = client.get(f"/p/{session_id}").content.decode()
+
+    assert "/static/terminals/steps.js" not in static_urls(html)
+    assert 'id="steps"' not in html

@@ -15,6 +15,9 @@
 // {"type": "ports", "ports": [8080, ...]}, the ports something in the
 // instance listens on, sent when they change; each is a badge that opens
 // /p/{id}/ports/{port} (the port, through the platform) in a new tab.
+//
+// A guided lab's steps show beside the terminal (steps.js), which calls the
+// API and types commands in through window.playgroundSession.
 (() => {
   "use strict";
 
@@ -488,6 +491,17 @@
     if (conn && conn.ws.readyState === WebSocket.OPEN) conn.ws.send(bytes);
   }
 
+  // Text typed in as if keyed: a line break is the Enter key (a carriage
+  // return, as xterm.js sends it). False when the terminal takes no input now.
+  function typeText(text) {
+    const conn = state.conn;
+    if (state.finished || state.session.access === "read-only") return false;
+    if (!conn || conn.ws.readyState !== WebSocket.OPEN) return false;
+    sendBytes(encoder.encode(text.replace(/\r?\n/g, "\r")));
+    term.focus();
+    return true;
+  }
+
   // Counters belong to one socket: callbacks for output of an old socket
   // never send to its successor.
   function writeOutput(conn, bytes) {
@@ -830,6 +844,9 @@
     window.addEventListener("online", () => {
       if (state.retryTimer) reconnect();
     });
+
+    // What the lab's steps beside the terminal (steps.js) use.
+    window.playgroundSession = { api, access: state.session.access, typeText };
 
     const instance = state.session.instance;
     setStatus((instance && statusText(instance.status)) || "Connecting…");
