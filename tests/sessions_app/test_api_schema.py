@@ -35,6 +35,10 @@ ROUTES = {
     ("/sessions/{id}/instances", "post"): {"201", "400", "403", "404", "409", "415"},
     ("/sessions/{id}/instances/{name}", "get"): {"200", "404"},
     ("/sessions/{id}/instances/{name}", "delete"): {"202", "403", "404"},
+    ("/events/join", "post"): {"200", "201", "400", "401", "403", "404", "409", "413", "415", "503"},
+    ("/events/{id}/seats", "get"): {"200", "404"},
+    ("/events/{id}/extend", "post"): {"200", "400", "403", "404", "415"},
+    ("/events/{id}/close", "post"): {"200", "403", "404"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
