@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from labs.models import Event, Step, Template
 from sessions_app.models import Instance, Playground, Session, hash_secret
 
 IMAGE = "playground-dind:latest"
@@ -59,3 +60,35 @@ def make_user(username: str = "learner", *, password: str | None = None, **field
 def make_token(user: User | None = None) -> Token:
     """An API token, of a new user unless one is given."""
     return Token.objects.create(user=user or make_user())
+
+
+def make_template(slug: str = "lab", *, steps: list[dict] | None = None, **fields):
+    """A template of the default playground, with steps made from dicts of Step's fields (positions 1, 2, ...)."""
+    playground_id = fields.pop("playground_id", "default")
+    make_playground(playground_id)
+    template = Template.objects.create(
+        slug=slug, title=fields.pop("title", f"The {slug} lab"), playground_id=playground_id, **fields
+    )
+    for position, step in enumerate(steps or [], start=1):
+        Step.objects.create(template=template, position=position, title=step.pop("title", f"Step {position}"), **step)
+    return template
+
+
+def make_event(
+    *,
+    template=None,
+    starts_in: timedelta = timedelta(0),
+    lasts: timedelta = timedelta(hours=2),
+    seats: int = 3,
+    **fields,
+):
+    """An event of the template (a new one unless given), starting starts_in from now."""
+    starts_at = timezone.now() + starts_in
+    return Event.objects.create(
+        title=fields.pop("title", "Docker basics"),
+        template=template or make_template(),
+        starts_at=starts_at,
+        ends_at=starts_at + lasts,
+        seats=seats,
+        **fields,
+    )
