@@ -6,4 +6,7 @@ class LabsConfig(AppConfig):
     verbose_name = "Templates and workshops"
 
     def ready(self) -> None:
-        from labs import steps_schema  # noqa: F401 (the step routes' OpenAPI descriptions)
+        from labs import (
+            events_schema,  # noqa: F401 (the workshop routes' OpenAPI descriptions)
+            steps_schema,  # noqa: F401 (the step routes' OpenAPI descriptions)
+        )

@@ -54,6 +54,14 @@ class SolveResult:
     timed_out: bool
 
 
+def step_done(step: Step, *, passed: bool) -> bool:
+    """Whether a step lets the next one open: it has no check, or its check passed in the session.
+
+    A session is at its first step not done (labs.events shows it to the trainer).
+    """
+    return passed or not step.check_script.strip()
+
+
 def session_steps(*, session: Session) -> list[StepState]:
     """The steps of the session's template, in order, with where this session stands on each.
 
@@ -71,7 +79,7 @@ def session_steps(*, session: Session) -> list[StepState]:
     states, unlocked = [], True
     for step in steps:
         states.append(StepState(step, unlocked, step.ever_passed, last_runs.get(step.last_run_id)))
-        unlocked = unlocked and (step.ever_passed or not step.check_script.strip())
+        unlocked = unlocked and step_done(step, passed=step.ever_passed)
     return states
 
 

@@ -375,6 +375,9 @@ PLAYGROUND_MAX_PROVISIONING = env_int("PLAYGROUND_MAX_PROVISIONING", 20)
 # queueing in the engine. Each is an idle running instance (its memory, a
 # bridge network) on top of PLAYGROUND_MAX_SESSIONS.
 PLAYGROUND_PREPARED_SESSIONS = env_int("PLAYGROUND_PREPARED_SESSIONS", 20)
+# Seconds before a workshop (labs.Event) starts from which its template's pool
+# also holds a prepared session per free seat, until the workshop ends.
+PLAYGROUND_EVENT_PREPARE_AHEAD = env_int("PLAYGROUND_EVENT_PREPARE_AHEAD", 30 * 60)
 # Terminal output (bytes a second) a web process gives all the terminals that
 # flood at once, shared evenly (terminals/hub.py); one flooding alone is not held back.
 PLAYGROUND_TERMINAL_FLOOD_RATE = env_int("PLAYGROUND_TERMINAL_FLOOD_RATE", 4_000_000)

@@ -5,8 +5,10 @@ signed browser cookie), and whoever holds its access token (`Authorization:
 Bearer <token>`, returned once when the session is opened). Staff may do
 anything an owner may. Others may watch or use its terminal through a share
 link (a share token, redeemed into the shares cookie by the page, or sent as
-a bearer token by an API client). Anyone else is told the session does not
-exist: the same 404 as an unknown id.
+a bearer token by an API client). The trainer of a workshop (labs.Event)
+watches the terminal of each session that holds one of its seats: read-only,
+nothing more. Anyone else is told the session does not exist: the same 404
+as an unknown id.
 
 Credentials are read from a Django request or from the scope of the
 terminal's WebSocket, in the same way.
@@ -25,6 +27,7 @@ from django.core import signing
 from django.http import HttpRequest
 from django.utils import timezone
 
+from labs.models import Seat
 from sessions_app.errors import NotOwner, SessionNotFound
 from sessions_app.models import Session, Share, hash_secret, new_secret
 from sessions_app.selectors import session_get
@@ -148,6 +151,23 @@ def session_grant(session: Session, credentials: Credentials) -> Grant:
         return Grant(Access.OWNER)
     if credentials.browser and session.browser_key and credentials.browser == session.browser_key:
         return Grant(Access.OWNER, by_cookie=True)
+    grant = _share_grant(session, credentials)
+    if grant.level == Access.NONE and _trains(user, session):
+        # Read-only, never more: the trainer watches, and acts on the
+        # session only through the event's own actions (labs.events).
+        return Grant(Access.READ_ONLY)
+    return grant
+
+
+def _trains(user, session: Session) -> bool:
+    """Whether the user runs the workshop in which this session holds a seat."""
+    return (
+        getattr(user, "is_authenticated", False)
+        and Seat.objects.filter(session_id=session.pk, event__owner_id=user.pk).exists()
+    )
+
+
+def _share_grant(session: Session, credentials: Credentials) -> Grant:
     hashes = [h for h in (credentials.bearer, *credentials.shares) if h]
     if not hashes:
         return Grant(Access.NONE)

@@ -214,6 +214,23 @@ class StepHasNoSolve(PlaygroundError):
     message = "This step has no solution to run."
 
 
+class EventNotFound(PlaygroundError):
+    """No such workshop, or not the caller's to run: the same answer either way."""
+
+    reason = "event_not_found"
+    message = "There is no such workshop."
+
+
+class EventNotOpen(PlaygroundError):
+    reason = "event_not_open"
+    message = "This workshop is not open for joining now."
+
+
+class EventFull(PlaygroundError):
+    reason = "event_full"
+    message = "Every seat of this workshop is taken."
+
+
 class SessionAlreadyHasInstance(PlaygroundError):
     reason = "session_already_has_instance"
     message = "This session already has an instance. Only one instance per session is allowed."
@@ -246,6 +263,9 @@ _STATUS_BY_ERROR: list[tuple[type[PlaygroundError], int]] = [
     (StepLocked, status.HTTP_409_CONFLICT),
     (StepHasNoCheck, status.HTTP_409_CONFLICT),
     (StepHasNoSolve, status.HTTP_409_CONFLICT),
+    (EventNotFound, status.HTTP_404_NOT_FOUND),
+    (EventNotOpen, status.HTTP_409_CONFLICT),
+    (EventFull, status.HTTP_409_CONFLICT),
 ]
 
 _DRF_REASONS: dict[type[drf_exceptions.APIException], str] = {

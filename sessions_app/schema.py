@@ -58,8 +58,8 @@ class ErrorSerializer(serializers.Serializer):
 # --- Routes -----------------------------------------------------------------
 
 # The documented name of the path parameter that follows each segment; the
-# views call them `pk` and `session_pk`.
-_PARAMETER_NAMES = {"sessions": "id", "instances": "name", "shares": "share_id"}
+# views call them `pk`, `session_pk` and `event_id`.
+_PARAMETER_NAMES = {"sessions": "id", "instances": "name", "shares": "share_id", "events": "id"}
 
 
 def only_canonical_routes(endpoints):
@@ -105,17 +105,16 @@ def _strict(serializer_class: type) -> list[type]:
     return found
 
 
-# The request bodies' components (drf-spectacular names them after their
-# serializer, less "Serializer").
-_REQUEST_COMPONENTS = {cls.__name__.removesuffix("Serializer"): cls for cls in _strict(StrictSerializer)}
-
-
 def requests_refuse_what_the_api_refuses(result, generator, request, public):
     """Postprocessing hook: no unknown fields and no blank strings in request
     bodies, and opening a session needs a (JSON) body, even `{}`."""
     result["paths"]["/sessions"]["post"]["requestBody"]["required"] = True
     schemas = result.get("components", {}).get("schemas", {})
-    for name, serializer_class in _REQUEST_COMPONENTS.items():
+    # The request bodies' components (drf-spectacular names them after their
+    # serializer, less "Serializer"), of every app's serializers: looked up
+    # now, once every app has loaded its own.
+    components = {cls.__name__.removesuffix("Serializer"): cls for cls in _strict(StrictSerializer)}
+    for name, serializer_class in components.items():
         if name not in schemas:
             continue
         schemas[name]["additionalProperties"] = False

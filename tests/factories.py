@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from labs.models import Step, Template
+from labs.models import Event, Step, Template
 from sessions_app.models import Instance, Playground, Session, hash_secret
 
 IMAGE = "playground-dind:latest"
@@ -62,14 +62,41 @@ def make_token(user: User | None = None) -> Token:
     return Token.objects.create(user=user or make_user())
 
 
-def make_template(slug: str = "first-lab", *, playground_id: str = "default", **fields) -> Template:
-    """A template of a guided lab, on that playground."""
+def make_template(
+    slug: str = "lab", *, playground_id: str = "default", steps: list[dict] | None = None, **fields
+) -> Template:
+    """A template of a guided lab, on that playground, with steps made from dicts of Step's fields."""
     make_playground(playground_id)
-    return Template.objects.create(slug=slug, title=fields.pop("title", slug), playground_id=playground_id, **fields)
+    template = Template.objects.create(
+        slug=slug, title=fields.pop("title", f"The {slug} lab"), playground_id=playground_id, **fields
+    )
+    for position, step in enumerate(steps or [], start=1):
+        make_step(template, position, **step)
+    return template
 
 
 def make_step(template: Template, position: int, **fields) -> Step:
     """A step of the template; its title says its position unless given."""
     return Step.objects.create(
         template=template, position=position, title=fields.pop("title", f"Step {position}"), **fields
+    )
+
+
+def make_event(
+    *,
+    template=None,
+    starts_in: timedelta = timedelta(0),
+    lasts: timedelta = timedelta(hours=2),
+    seats: int = 3,
+    **fields,
+):
+    """An event of the template (a new one unless given), starting starts_in from now."""
+    starts_at = timezone.now() + starts_in
+    return Event.objects.create(
+        title=fields.pop("title", "Docker basics"),
+        template=template or make_template(),
+        starts_at=starts_at,
+        ends_at=starts_at + lasts,
+        seats=seats,
+        **fields,
     )

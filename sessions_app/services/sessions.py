@@ -51,6 +51,7 @@ def session_create(
     browser_key: str = "",
     client_address: str | None = None,
     client_agent: str = "",
+    per_client_limit: bool = True,
 ) -> Opened:
     """Open a session and its one instance; provisioning starts after commit.
 
@@ -60,6 +61,10 @@ def session_create(
 
     A session of a `template` (its slug) gets the template's playground, and
     its instance gets the template's files and setup before it runs.
+
+    `per_client_limit=False` leaves out PLAYGROUND_MAX_SESSIONS_PER_CLIENT
+    (the host's own limit still holds): for a caller that bounds the
+    sessions it opens itself, such as a workshop's seats.
     """
     lab = None
     if template is not None:
@@ -87,7 +92,7 @@ def session_create(
     owner = owner if owner is not None and owner.is_authenticated else None
     access_token = new_secret()
     with transaction.atomic():
-        _check_limits(owner=owner, client_address=client_address, now=now)
+        _check_limits(owner=owner, client_address=client_address, now=now, per_client=per_client_limit)
         prepared = prepared_take(playground=playground, image=image, template=lab)
         session = Session.objects.create(
             id=prepared.pk if prepared else new_session_id(),
@@ -112,7 +117,7 @@ def session_create(
     return Opened(session, access_token)
 
 
-def _check_limits(*, owner, client_address: str | None, now: datetime) -> None:
+def _check_limits(*, owner, client_address: str | None, now: datetime, per_client: bool = True) -> None:
     """Refuse a session beyond the host's capacity or the client's share of it.
 
     Runs in the creating transaction, under a lock that serializes session
@@ -132,6 +137,8 @@ def _check_limits(*, owner, client_address: str | None, now: datetime) -> None:
             retry_after=min(OUT_OF_CAPACITY_RETRY, max(1, int((first_expiry - now).total_seconds()))),
             log_message=f"{settings.PLAYGROUND_MAX_SESSIONS} sessions open: refusing another",
         )
+    if not per_client:
+        return
     if owner is not None:
         mine = open_sessions.filter(owner=owner)
     elif client_address:

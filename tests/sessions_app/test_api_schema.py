@@ -38,6 +38,10 @@ ROUTES = {
     ("/sessions/{id}/steps", "get"): {"200", "404"},
     ("/sessions/{id}/steps/{position}/check", "post"): {"200", "403", "404", "409", "429", "503"},
     ("/sessions/{id}/steps/{position}/solve", "post"): {"200", "403", "404", "409", "429", "503"},
+    ("/events/join", "post"): {"200", "201", "400", "401", "403", "404", "409", "413", "415", "503"},
+    ("/events/{id}/seats", "get"): {"200", "404"},
+    ("/events/{id}/extend", "post"): {"200", "400", "403", "404", "415"},
+    ("/events/{id}/close", "post"): {"200", "403", "404"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
