@@ -16,6 +16,10 @@ Before each phase it lets the platform refill its pool of prepared sessions
 (instances started ahead, PLAYGROUND_PREPARED_SESSIONS, 20 by default) and
 prints how many were waiting. For the figures of instances started on
 demand, run the platform with PLAYGROUND_PREPARED_SESSIONS=0.
+
+With `--template SLUG` the sessions are of that template: their files and
+setup script run before they count as running, unless the template keeps
+sessions prepared (its `prepared` count), which are set up ahead.
 """
 
 import argparse
@@ -34,6 +38,7 @@ from tests.support.api import api  # noqa: E402  (remembers each session's acces
 
 POLL_INTERVAL = 0.5  # the figure comes from running_at; looking more often only loads the platform
 HEADERS: dict[str, str] = {}  # sent with every request (--token)
+BODY = {"playground_id": "default"}  # what POST /sessions is sent (--template changes it)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -50,7 +55,7 @@ def time_to_running(http, url: str, timeout: float, opened: list[str]) -> tuple[
     platform it measures (20 clients polling every 10 ms would).
     """
     posted_at = datetime.now(UTC)
-    response = http.post(f"{url}/sessions", json={"playground_id": "default"}, timeout=30, headers=HEADERS)
+    response = http.post(f"{url}/sessions", json=BODY, timeout=30, headers=HEADERS)
     response.raise_for_status()
     session_id = response.json()["session_id"]
     opened.append(session_id)  # closed at the end, whatever happens
@@ -130,7 +135,13 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=120)
     parser.add_argument("--settle", type=float, default=10, help="seconds an instance idles before measuring")
     parser.add_argument("--token", help="an API token, where the platform requires a login")
+    parser.add_argument(
+        "--template", help="open sessions of this template (its files and setup, its own prepared pool) instead"
+    )
     args = parser.parse_args()
+    if args.template:
+        BODY.clear()
+        BODY["template"] = args.template
     if args.token:
         HEADERS["Authorization"] = f"Token {args.token}"
     opened: list[str] = []
