@@ -37,13 +37,24 @@ def needs_setup(template: Template | None) -> bool:
 
 
 def files_tar(template: Template) -> bytes:
-    """The template's files as a tar (paths relative to the learner's home)."""
+    """The template's files as a tar (paths relative to the learner's home).
+
+    Raises SetupFailed for files that are not as Template.files says (an
+    admin may edit them by hand): the session fails, saying so.
+    """
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for entry in template.files:
-            data = base64.b64decode(entry["content"])
-            member = tarfile.TarInfo(entry["path"])
-            member.size, member.mode, member.mtime = len(data), int(entry.get("mode", 0o644)), int(time.time())
+        for number, entry in enumerate(template.files if isinstance(template.files, list) else [None], start=1):
+            try:
+                data = base64.b64decode(entry["content"], validate=True)
+                member = tarfile.TarInfo(entry["path"])
+                member.mode = int(entry.get("mode", 0o644)) & 0o777
+            except (TypeError, KeyError, ValueError, AttributeError) as exc:
+                raise SetupFailed(
+                    "The lab's files are malformed; tell the lab's author.",
+                    log_message=f"template {template.slug}: file {number} is malformed: {exc!r}",
+                ) from None
+            member.size, member.mtime = len(data), int(time.time())
             tar.addfile(member, io.BytesIO(data))
     return buffer.getvalue()
 

@@ -212,3 +212,25 @@ def test_set_up_at_is_kept_for_an_instance_that_was_prepared(api, run_on_commit)
     session_id = open_templated(api, run_on_commit, template="first-lab").json()["session_id"]
 
     assert Instance.objects.get(session_id=session_id).set_up_at >= before
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        [{"path": "a.txt", "content": "not base64!"}],
+        [{"path": "a.txt"}],
+        [{"content": "aGk="}],
+        [{"path": "a.txt", "content": "aGk=", "mode": "rwx"}],
+        ["a.txt"],
+        {"path": "a.txt"},
+    ],
+)
+def test_files_edited_by_hand_into_a_wrong_shape_fail_the_session_saying_so(api, run_on_commit, fake_engine, files):
+    make_template(files=files)
+
+    session_id = open_templated(api, run_on_commit, template="first-lab").json()["session_id"]
+
+    instance = Instance.objects.get(session_id=session_id)
+    assert (instance.status, instance.failure_reason) == ("failed", "setup_failed")
+    assert "The lab's files are malformed" in instance.error
+    assert runs(fake_engine, session_id) == []
