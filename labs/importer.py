@@ -19,6 +19,7 @@
         check: steps/1-check.sh        # exit 0: the step is done
         solve: steps/1-solve.sh        # does the step for the learner
 
+template.yaml is YAML without aliases (`*name`).
 Durations are a number of seconds or such as 90s, 45m, 1h30m; sizes (storage) such as 512M or 10G.
 Every path is relative to the template's folder and stays inside it (no `..`, no absolute path, no
 symbolic link leading out). A .zip holds the folder's content, or one folder holding it.
@@ -97,6 +98,17 @@ class TemplateFormatError(InvalidRequest):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("The template is not valid:\n" + "\n".join(f"- {problem}" for problem in problems))
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load's YAML without aliases (`*name`): a few lines of lists of aliases of lists make a value
+    of billions of items, which the first message that shows it would spell out whole."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a template", mark)
+        return super().compose_node(parent, index)
 
 
 class _Refused(Exception):
@@ -353,7 +365,7 @@ class _Reader:
             if not self.source.is_file(TEMPLATE_FILE):
                 self.problem(f"there is no {TEMPLATE_FILE} in the template's folder")
                 return None
-            data = yaml.safe_load(self._text(TEMPLATE_FILE, self.source.read(TEMPLATE_FILE)) or "")
+            data = yaml.load(self._text(TEMPLATE_FILE, self.source.read(TEMPLATE_FILE)) or "", Loader=_Loader)
         except _Refused as exc:
             self.problem(str(exc))
             return None

@@ -1,9 +1,14 @@
 """Attacks on guided labs and workshops that must fail: each test tries one."""
 
+import io
+import time
+import zipfile
+
 import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from labs import importer
 from labs.models import Seat
 from sessions_app.models import Session
 from tests import factories
@@ -30,3 +35,30 @@ def test_it_refuses_a_join_with_a_nul_in_the_invite_and_creates_nothing():
     assert response.status_code in (400, 404)
     assert "error" in response.json()
     assert not Session.objects.exists() and not Seat.objects.exists()
+
+
+# --- Importing a template ------------------------------------------------------------
+
+
+def zipped(files: dict[str, str]) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    buffer.seek(0)
+    return buffer
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_yaml_bomb_of_aliases_quickly():
+    # Eight lines that stand for 10**8 items: the problem message spelled them all out.
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 8)]
+    text = "slug: bomb\ntitle: Bomb\nsteps: [{title: One}]\n" + "\n".join(lines) + "\nprepared: *a7\n"
+    started = time.monotonic()
+
+    with pytest.raises(importer.TemplateFormatError) as raised:
+        importer.template_import(zipped({"template.yaml": text}))
+
+    assert time.monotonic() - started < 2
+    assert "aliases" in str(raised.value)
