@@ -48,7 +48,7 @@ from django.db import transaction
 from labs.models import SETUP_TIMEOUT_MAX, Step, Template
 from sessions_app.backends.disks import MIN_SIZE, parse_size
 from sessions_app.errors import InvalidRequest
-from sessions_app.models import Playground
+from sessions_app.models import Playground, is_plain_name
 
 TEMPLATE_FILE = "template.yaml"
 DEFAULT_FILES_FOLDER = "files"
@@ -63,6 +63,7 @@ MAX_DURATION = timedelta(days=7)
 SLUG_MAX = 46  # "lab-" + slug is a playground id (at most 50 characters)
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+STORAGE_MAX_LENGTH = Playground._meta.get_field("storage_size").max_length
 IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,199}")
 
 TOP_KEYS = {"slug", "title", "description", "playground", "prepared", "setup", "setup_timeout", "files", "steps"}
@@ -379,9 +380,12 @@ class _Reader:
 
     def _text(self, path: str, data: bytes) -> str:
         try:
-            return data.decode("utf-8")
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise _Refused(f"{path} is not UTF-8 text") from None
+        if "\x00" in text:  # no text holds one, and PostgreSQL keeps none
+            raise _Refused(f"{path} is not text (it holds a NUL byte)")
+        return text
 
     def _string(self, data: dict, key: str, *, where: str = "", required: bool = False, limit: int = 200) -> str:
         value, name = data.get(key), f"{where}.{key}" if where else key
@@ -394,6 +398,9 @@ class _Reader:
             return ""
         if len(value) > limit:
             self.problem(f"{name} is longer than {limit} characters")
+        elif "\x00" in value:
+            self.problem(f"{name} holds a NUL character")
+            return ""
         elif required and not value.strip():
             self.problem(f"{name} is empty")
         return value.strip()
@@ -500,7 +507,7 @@ class _Reader:
     def _playground(self, value) -> None:
         if isinstance(value, str):
             self.spec.playground_id = value
-            if not Playground.objects.filter(pk=value).exists():
+            if not is_plain_name(value) or not Playground.objects.filter(pk=value).exists():
                 self.problem(f"playground: there is no playground {value!r}")
             return
         if not isinstance(value, dict):
@@ -562,7 +569,7 @@ class _PlaygroundReader:
         if size in ("", None):
             return ""
         try:
-            if parse_size(str(size)) >= MIN_SIZE:
+            if len(str(size)) <= STORAGE_MAX_LENGTH and parse_size(str(size)) >= MIN_SIZE:
                 return str(size)
         except ValueError:
             pass

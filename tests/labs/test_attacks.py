@@ -9,7 +9,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from labs import importer
-from labs.models import Seat
+from labs.models import Seat, Template
 from sessions_app.models import Session
 from tests import factories
 
@@ -62,3 +62,24 @@ def test_it_refuses_a_yaml_bomb_of_aliases_quickly():
 
     assert time.monotonic() - started < 2
     assert "aliases" in str(raised.value)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("yaml_lines", "files", "problem"),
+    [
+        ('title: "A\\0B"', {}, "title holds a NUL character"),
+        ('playground: "def\\0ault"', {}, "there is no playground"),
+        ("playground: {storage: 00000000000000000000000000000010G}", {}, "storage must be a size"),
+        ("", {"one.md": "Step\x00one"}, "one.md is not text"),
+    ],
+)
+def test_it_refuses_a_template_the_database_could_not_hold_and_writes_nothing(yaml_lines, files, problem):
+    # Each of these was written as it came, and PostgreSQL refused it: a 500 in the admin's import.
+    text = "slug: odd\ntitle: Odd\nsteps: [{title: One, text: one.md}]\n" + yaml_lines + "\n"
+
+    with pytest.raises(importer.TemplateFormatError) as raised:
+        importer.template_import(zipped({"template.yaml": text, "one.md": "Step one", **files}))
+
+    assert problem in str(raised.value)
+    assert not Template.objects.exists()
