@@ -37,6 +37,18 @@ def test_it_refuses_a_join_with_a_nul_in_the_invite_and_creates_nothing():
     assert not Session.objects.exists() and not Seat.objects.exists()
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["Ada\n2026-01-01 INFO labs.events forged", "Ada\x1b[2J", "Ada\rGrace"])
+def test_it_refuses_a_learner_name_with_control_characters_and_creates_nothing(name):
+    event = factories.make_event()
+
+    response = APIClient().post("/events/join", {"invite": event.invite_code, "name": name}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]
+    assert not Session.objects.exists() and not Seat.objects.exists()
+
+
 # --- Importing a template ------------------------------------------------------------
 
 
