@@ -19,7 +19,7 @@
         check: steps/1-check.sh        # exit 0: the step is done
         solve: steps/1-solve.sh        # does the step for the learner
 
-template.yaml is YAML without aliases (`*name`).
+template.yaml is YAML without aliases (`*name`), at most 64 KiB.
 Durations are a number of seconds or such as 90s, 45m, 1h30m; sizes (storage) such as 512M or 10G.
 Every path is relative to the template's folder and stays inside it (no `..`, no absolute path, no
 symbolic link leading out). A .zip holds the folder's content, or one folder holding it.
@@ -55,6 +55,7 @@ DEFAULT_FILES_FOLDER = "files"
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 
 MAX_TOTAL_BYTES = 8 << 20  # all that a template's files, steps and scripts hold together
+MAX_YAML_BYTES = 64 << 10  # template.yaml: parsing YAML is slow (about 10 s a megabyte)
 MAX_ZIP_BYTES = 16 << 20  # a .zip of a template, as uploaded
 MAX_FILES = 1000  # files in a template's folder (or members of its .zip)
 MAX_STEPS = 100
@@ -366,7 +367,11 @@ class _Reader:
             if not self.source.is_file(TEMPLATE_FILE):
                 self.problem(f"there is no {TEMPLATE_FILE} in the template's folder")
                 return None
-            data = yaml.load(self._text(TEMPLATE_FILE, self.source.read(TEMPLATE_FILE)) or "", Loader=_Loader)
+            raw = self.source.read(TEMPLATE_FILE)
+            if len(raw) > MAX_YAML_BYTES:
+                self.problem(f"is larger than {MAX_YAML_BYTES >> 10} KiB")
+                return None
+            data = yaml.load(self._text(TEMPLATE_FILE, raw) or "", Loader=_Loader)
         except _Refused as exc:
             self.problem(str(exc))
             return None

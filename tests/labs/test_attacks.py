@@ -95,3 +95,16 @@ def test_it_refuses_a_template_the_database_could_not_hold_and_writes_nothing(ya
 
     assert problem in str(raised.value)
     assert not Template.objects.exists()
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_huge_template_yaml_without_parsing_it():
+    # Within the template's 8 MiB, but a minute of the web process's time to parse.
+    text = "slug: huge\ntitle: Huge\nsteps: [{title: One}]\nx: [" + ",".join(["1"] * 3_000_000) + "]\n"
+    started = time.monotonic()
+
+    with pytest.raises(importer.TemplateFormatError) as raised:
+        importer.template_import(zipped({"template.yaml": text}))
+
+    assert time.monotonic() - started < 2
+    assert "template.yaml: is larger than" in str(raised.value)
