@@ -7,6 +7,7 @@
       memory_mb: 1024                  #   made or updated from these keys (the others take their defaults):
       duration: 1h                     #   image, memory_mb, cpus, pids, storage, duration, max_duration,
                                        #   egress (internet|mirror-only|none), preload (a list of images);
+                                       # (image: one an admin runs as instances already);
                                        # or a string: the id of an existing playground (default: "default")
     prepared: 0                        # sessions kept started and set up ahead
     setup: setup.sh                    # a bash script run as the learner before the session is handed out
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import yaml
+from django.conf import settings
 from django.db import transaction
 
 from labs.models import SETUP_TIMEOUT_MAX, Step, Template
@@ -608,6 +610,14 @@ class _PlaygroundReader:
         if not isinstance(image, str) or not IMAGE.fullmatch(image):
             self.problem(f"image must be an image reference such as busybox:1.36, not {image!r}")
             return ""
+        if image not in _instance_images():
+            # The image runs as the instance itself, with the capabilities its entrypoint needs
+            # before it drops to the learner: a template may only pick one an admin runs already.
+            self.problem(
+                f"image {image!r} is not an instance image of this platform (its DIND image, or one a playground "
+                "offers); an admin adds it to a playground first"
+            )
+            return ""
         return image
 
     def _preload(self, images) -> list[str]:
@@ -615,6 +625,14 @@ class _PlaygroundReader:
             self.problem(f"preload must be a list of image references, not {images!r}")
             return []
         return images
+
+
+def _instance_images() -> set[str]:
+    """The images an admin runs as instances already: the platform's DIND image, and those playgrounds offer."""
+    images = {settings.PLAYGROUND_DIND_IMAGE}
+    for default, allowed in Playground.objects.values_list("default_image", "allowed_images"):
+        images.update([default, *allowed])
+    return images - {""}
 
 
 # --- The service ---------------------------------------------------------------

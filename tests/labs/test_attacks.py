@@ -108,3 +108,26 @@ def test_it_refuses_a_huge_template_yaml_without_parsing_it():
 
     assert time.monotonic() - started < 2
     assert "template.yaml: is larger than" in str(raised.value)
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_template_that_picks_its_own_instance_image():
+    # The instance's image runs with the capabilities its entrypoint needs as root: not the author's to choose.
+    text = "slug: own\ntitle: Own\nsteps: [{title: One}]\nplayground: {image: evil/root:latest}\n"
+
+    with pytest.raises(importer.TemplateFormatError) as raised:
+        importer.template_import(zipped({"template.yaml": text}))
+
+    assert "image 'evil/root:latest' is not an instance image" in str(raised.value)
+    assert not Template.objects.exists()
+
+
+@pytest.mark.django_db
+def test_it_takes_an_instance_image_an_admin_offers_already(settings):
+    factories.make_playground("tools", allowed_images=["registry.local/dind-tools:1"])
+    for slug, image in [("platform", settings.PLAYGROUND_DIND_IMAGE), ("tools", "registry.local/dind-tools:1")]:
+        text = f"slug: {slug}\ntitle: T\nsteps: [{{title: One}}]\nplayground: {{image: {image!r}}}\n"
+
+        template = importer.template_import(zipped({"template.yaml": text}))
+
+        assert template.playground.default_image == image
