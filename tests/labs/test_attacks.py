@@ -9,7 +9,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from labs import importer
-from labs.models import Seat, Template
+from labs.models import CheckRun, Seat, Template
 from sessions_app.models import Session
 from tests import factories
 
@@ -47,6 +47,31 @@ def test_it_refuses_a_learner_name_with_control_characters_and_creates_nothing(n
     assert response.status_code == 400
     assert response.json()["error"]
     assert not Session.objects.exists() and not Seat.objects.exists()
+
+
+# --- Access ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_it_lets_neither_the_trainer_nor_another_learner_check_or_solve_a_learners_step():
+    trainer = factories.make_user("trainer")
+    template = factories.make_template("lab", steps=[{"check_script": "true", "solve_script": "true"}])
+    event = factories.make_event(template=template, owner=trainer)
+    learners = [APIClient(), APIClient()]
+    sessions = [
+        client.post("/events/join", {"invite": event.invite_code, "name": name}, format="json").json()["session_id"]
+        for client, name in zip(learners, ["Ada", "Grace"], strict=True)
+    ]
+    watcher = APIClient()
+    watcher.force_login(trainer)
+
+    assert watcher.get(f"/sessions/{sessions[0]}/steps").status_code == 200  # read-only: the steps, as shown
+    for what in ("check", "solve"):
+        assert watcher.post(f"/sessions/{sessions[0]}/steps/1/{what}").status_code == 403
+        assert learners[1].post(f"/sessions/{sessions[0]}/steps/1/{what}").status_code == 404
+    assert learners[1].get(f"/sessions/{sessions[0]}/steps").status_code == 404
+    assert learners[1].get(f"/events/{event.pk}/seats").status_code == 404
+    assert not CheckRun.objects.exists()
 
 
 # --- Importing a template ------------------------------------------------------------
