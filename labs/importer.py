@@ -20,7 +20,7 @@
         check: steps/1-check.sh        # exit 0: the step is done
         solve: steps/1-solve.sh        # does the step for the learner
 
-template.yaml is YAML without aliases (`*name`), at most 64 KiB.
+template.yaml is YAML without aliases (`*name`), nested at most 20 deep, at most 64 KiB.
 Durations are a number of seconds or such as 90s, 45m, 1h30m; sizes (storage) such as 512M or 10G.
 Every path is relative to the template's folder and stays inside it (no `..`, no absolute path, no
 symbolic link leading out). A .zip holds the folder's content, or one folder holding it.
@@ -58,6 +58,7 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 
 MAX_TOTAL_BYTES = 8 << 20  # all that a template's files, steps and scripts hold together
 MAX_YAML_BYTES = 64 << 10  # template.yaml: parsing YAML is slow (about 10 s a megabyte)
+MAX_YAML_DEPTH = 20  # lists and mappings within each other in template.yaml (a step's keys are at depth 3)
 MAX_ZIP_BYTES = 16 << 20  # a .zip of a template, as uploaded
 MAX_FILES = 1000  # files in a template's folder (or members of its .zip)
 MAX_STEPS = 100
@@ -105,14 +106,27 @@ class TemplateFormatError(InvalidRequest):
 
 
 class _Loader(yaml.SafeLoader):
-    """safe_load's YAML without aliases (`*name`): a few lines of lists of aliases of lists make a value
-    of billions of items, which the first message that shows it would spell out whole."""
+    """safe_load's YAML without aliases (`*name`), nested at most MAX_YAML_DEPTH deep.
+
+    A few lines of lists of aliases of lists make a value of billions of
+    items, which the first message that shows it would spell out whole; and
+    PyYAML reads nested values by recursion, which a few thousand brackets
+    exhaust (a RecursionError, not a YAMLError).
+    """
+
+    depth = 0
 
     def compose_node(self, parent, index):
+        mark = self.peek_event().start_mark
         if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a template", mark)
-        return super().compose_node(parent, index)
+        if self.depth >= MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"values nest more than {MAX_YAML_DEPTH} deep", mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 class _Refused(Exception):

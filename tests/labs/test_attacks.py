@@ -123,6 +123,18 @@ def test_it_refuses_a_template_the_database_could_not_hold_and_writes_nothing(ya
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("value", ["[" * 20000 + "]" * 20000, "{a: " * 10000 + "1" + "}" * 10000])
+def test_it_refuses_a_template_yaml_nested_deeper_than_python_recurses(value):
+    # PyYAML composes nested values by recursion: this was a RecursionError, a 500 in the admin.
+    text = f"slug: deep\ntitle: Deep\nsteps: [{{title: One}}]\nx: {value}\n"
+
+    with pytest.raises(importer.TemplateFormatError) as raised:
+        importer.template_import(zipped({"template.yaml": text}))
+
+    assert f"values nest more than {importer.MAX_YAML_DEPTH} deep" in str(raised.value)
+
+
+@pytest.mark.django_db
 def test_it_refuses_a_huge_template_yaml_without_parsing_it():
     # Within the template's 8 MiB, but a minute of the web process's time to parse.
     text = "slug: huge\ntitle: Huge\nsteps: [{title: One}]\nx: [" + ",".join(["1"] * 3_000_000) + "]\n"
