@@ -74,6 +74,27 @@ def test_it_lets_neither_the_trainer_nor_another_learner_check_or_solve_a_learne
     assert not CheckRun.objects.exists()
 
 
+@pytest.mark.django_db
+def test_it_limits_how_fast_a_learner_closes_and_joins_again(settings, run_on_commit):
+    # Each close and join again starts a new instance: as fast as POST /sessions may, no faster.
+    settings.PLAYGROUND_SESSION_RATE = "3/min"
+    event = factories.make_event(seats=2)
+    learner = APIClient()
+    answers = []
+    for _ in range(5):
+        response = learner.post("/events/join", {"invite": event.invite_code, "name": "Ada"}, format="json")
+        answers.append(response.status_code)
+        if response.status_code == 201:
+            run_on_commit(learner.delete, f"/sessions/{response.json()['session_id']}")
+
+    # The first join, from a browser with no cookie yet, took a new seat (which the seats bound); then 3 a minute.
+    assert answers == [201, 201, 201, 201, 429]
+    assert Session.objects.count() == 4 and Seat.objects.count() == 1
+    # Anyone else in the room (behind the same address) still joins.
+    other = APIClient().post("/events/join", {"invite": event.invite_code, "name": "Grace"}, format="json")
+    assert other.status_code == 201
+
+
 # --- Importing a template ------------------------------------------------------------
 
 
