@@ -57,7 +57,9 @@ def join_window(event: Event) -> tuple[datetime, datetime]:
 
 def event_by_invite(invite_code: str) -> Event:
     """The event of this invite, or EventNotFound."""
-    event = Event.objects.select_related("template").filter(invite_code=invite_code).first() if invite_code else None
+    event = None
+    if is_plain_name(invite_code):  # an invite is URL-safe text: anything else (a NUL byte) is no invite
+        event = Event.objects.select_related("template").filter(invite_code=invite_code).first()
     if event is None:
         raise EventNotFound(log_message="an unknown invite code")
     return event
@@ -98,7 +100,9 @@ def event_join(
         # The event's row, locked until commit: joins of one event count the
         # seats taken and take one strictly one after another, so that no
         # two joiners can both see the last seat free.
-        event = Event.objects.select_for_update().filter(invite_code=invite_code).first() if invite_code else None
+        event = None
+        if is_plain_name(invite_code):
+            event = Event.objects.select_for_update().filter(invite_code=invite_code).first()
         if event is None:
             raise EventNotFound(log_message="an unknown invite code")
         now = timezone.now()

@@ -77,6 +77,11 @@ extend_schema(
             _example("Too large", "request_too_large", "The request body is larger than the API accepts."),
         ),
         415: UNSUPPORTED_MEDIA_TYPE,
+        429: _errors(
+            "The learner (their user, or their browser) joined too often (`throttled`): each join may open a "
+            "session, as `POST /sessions` does. The `Retry-After` header says how many seconds to wait.",
+            _example("Too fast", "throttled", "Request was throttled. Expected available in 42 seconds."),
+        ),
         503: _errors(
             "The Docker host runs as many sessions as it may (`out_of_capacity`), or a server the platform needs "
             "is out of reach (`database_unavailable`, `broker_unavailable`); no seat was taken. `Retry-After` says "

@@ -1,5 +1,7 @@
 """The bodies of the workshop routes: joining one, and its trainer's view of the seats."""
 
+import unicodedata
+
 from rest_framework import serializers
 
 from labs.events import OUTPUT_SHOWN, Outcome, SeatRow
@@ -19,6 +21,12 @@ class EventJoinSerializer(StrictSerializer):
         max_length=Seat._meta.get_field("name").max_length,
         help_text="What the learner calls themselves; their trainer sees it.",
     )
+
+    def validate_name(self, value: str) -> str:
+        # A line break or an escape in a name would forge lines of the log, and rows of the dashboard's CSV.
+        if any(unicodedata.category(character) == "Cc" for character in value):
+            raise serializers.ValidationError("A name cannot hold control characters such as line breaks.")
+        return value
 
 
 class EventJoinedSerializer(SessionSerializer):

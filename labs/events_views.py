@@ -27,7 +27,7 @@ from sessions_app.access import Access
 from sessions_app.errors import EventNotFound
 from sessions_app.models import hash_secret
 from sessions_app.serializers import SessionExtendSerializer, SessionSerializer
-from sessions_app.views import PlaygroundAPIView
+from sessions_app.views import PlaygroundAPIView, SessionCreationThrottle
 
 LOGIN_URL = "/admin/login/"  # where the dashboard sends a trainer who is not logged in
 # The dashboard's columns, and the CSV's: a header, and the cell of a seat (labs.events.SeatRow).
@@ -56,8 +56,27 @@ def _check(run) -> str:
 # --- API --------------------------------------------------------------------------------
 
 
+class EventJoinThrottle(SessionCreationThrottle):
+    """PLAYGROUND_SESSION_RATE joins per learner: their user, or their browser (not their address, which a
+    room shares). A learner who closes their session and joins again opens a new one each time; a caller
+    with neither takes a new seat each time, which the seats bound."""
+
+    scope = "event-join"
+
+    def get_cache_key(self, request: Request, view) -> str | None:
+        if request.user.is_authenticated:
+            ident = f"user-{request.user.pk}"
+        elif browser_id := access.browser_id(request):
+            ident = f"browser-{hash_secret(browser_id)}"
+        else:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
 class EventJoinViewSet(PlaygroundAPIView):
     """`/events/join`: a learner takes a seat."""
+
+    throttle_classes = [EventJoinThrottle]
 
     def get_permissions(self):
         return [IsAuthenticated()] if settings.PLAYGROUND_REQUIRE_LOGIN else [AllowAny()]

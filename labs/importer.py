@@ -7,6 +7,7 @@
       memory_mb: 1024                  #   made or updated from these keys (the others take their defaults):
       duration: 1h                     #   image, memory_mb, cpus, pids, storage, duration, max_duration,
                                        #   egress (internet|mirror-only|none), preload (a list of images);
+                                       # (image: one an admin runs as instances already);
                                        # or a string: the id of an existing playground (default: "default")
     prepared: 0                        # sessions kept started and set up ahead
     setup: setup.sh                    # a bash script run as the learner before the session is handed out
@@ -19,6 +20,7 @@
         check: steps/1-check.sh        # exit 0: the step is done
         solve: steps/1-solve.sh        # does the step for the learner
 
+template.yaml is YAML without aliases (`*name`), nested at most 20 deep, at most 64 KiB.
 Durations are a number of seconds or such as 90s, 45m, 1h30m; sizes (storage) such as 512M or 10G.
 Every path is relative to the template's folder and stays inside it (no `..`, no absolute path, no
 symbolic link leading out). A .zip holds the folder's content, or one folder holding it.
@@ -42,18 +44,21 @@ from pathlib import Path
 from typing import BinaryIO
 
 import yaml
+from django.conf import settings
 from django.db import transaction
 
 from labs.models import SETUP_TIMEOUT_MAX, Step, Template
 from sessions_app.backends.disks import MIN_SIZE, parse_size
 from sessions_app.errors import InvalidRequest
-from sessions_app.models import Playground
+from sessions_app.models import Playground, is_plain_name
 
 TEMPLATE_FILE = "template.yaml"
 DEFAULT_FILES_FOLDER = "files"
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 
 MAX_TOTAL_BYTES = 8 << 20  # all that a template's files, steps and scripts hold together
+MAX_YAML_BYTES = 64 << 10  # template.yaml: parsing YAML is slow (about 10 s a megabyte)
+MAX_YAML_DEPTH = 20  # lists and mappings within each other in template.yaml (a step's keys are at depth 3)
 MAX_ZIP_BYTES = 16 << 20  # a .zip of a template, as uploaded
 MAX_FILES = 1000  # files in a template's folder (or members of its .zip)
 MAX_STEPS = 100
@@ -62,6 +67,7 @@ MAX_DURATION = timedelta(days=7)
 SLUG_MAX = 46  # "lab-" + slug is a playground id (at most 50 characters)
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+STORAGE_MAX_LENGTH = Playground._meta.get_field("storage_size").max_length
 IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,199}")
 
 TOP_KEYS = {"slug", "title", "description", "playground", "prepared", "setup", "setup_timeout", "files", "steps"}
@@ -97,6 +103,30 @@ class TemplateFormatError(InvalidRequest):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("The template is not valid:\n" + "\n".join(f"- {problem}" for problem in problems))
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load's YAML without aliases (`*name`), nested at most MAX_YAML_DEPTH deep.
+
+    A few lines of lists of aliases of lists make a value of billions of
+    items, which the first message that shows it would spell out whole; and
+    PyYAML reads nested values by recursion, which a few thousand brackets
+    exhaust (a RecursionError, not a YAMLError).
+    """
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        mark = self.peek_event().start_mark
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a template", mark)
+        if self.depth >= MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"values nest more than {MAX_YAML_DEPTH} deep", mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 class _Refused(Exception):
@@ -353,7 +383,11 @@ class _Reader:
             if not self.source.is_file(TEMPLATE_FILE):
                 self.problem(f"there is no {TEMPLATE_FILE} in the template's folder")
                 return None
-            data = yaml.safe_load(self._text(TEMPLATE_FILE, self.source.read(TEMPLATE_FILE)) or "")
+            raw = self.source.read(TEMPLATE_FILE)
+            if len(raw) > MAX_YAML_BYTES:
+                self.problem(f"is larger than {MAX_YAML_BYTES >> 10} KiB")
+                return None
+            data = yaml.load(self._text(TEMPLATE_FILE, raw) or "", Loader=_Loader)
         except _Refused as exc:
             self.problem(str(exc))
             return None
@@ -367,9 +401,12 @@ class _Reader:
 
     def _text(self, path: str, data: bytes) -> str:
         try:
-            return data.decode("utf-8")
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise _Refused(f"{path} is not UTF-8 text") from None
+        if "\x00" in text:  # no text holds one, and PostgreSQL keeps none
+            raise _Refused(f"{path} is not text (it holds a NUL byte)")
+        return text
 
     def _string(self, data: dict, key: str, *, where: str = "", required: bool = False, limit: int = 200) -> str:
         value, name = data.get(key), f"{where}.{key}" if where else key
@@ -382,6 +419,9 @@ class _Reader:
             return ""
         if len(value) > limit:
             self.problem(f"{name} is longer than {limit} characters")
+        elif "\x00" in value:
+            self.problem(f"{name} holds a NUL character")
+            return ""
         elif required and not value.strip():
             self.problem(f"{name} is empty")
         return value.strip()
@@ -488,7 +528,7 @@ class _Reader:
     def _playground(self, value) -> None:
         if isinstance(value, str):
             self.spec.playground_id = value
-            if not Playground.objects.filter(pk=value).exists():
+            if not is_plain_name(value) or not Playground.objects.filter(pk=value).exists():
                 self.problem(f"playground: there is no playground {value!r}")
             return
         if not isinstance(value, dict):
@@ -550,7 +590,7 @@ class _PlaygroundReader:
         if size in ("", None):
             return ""
         try:
-            if parse_size(str(size)) >= MIN_SIZE:
+            if len(str(size)) <= STORAGE_MAX_LENGTH and parse_size(str(size)) >= MIN_SIZE:
                 return str(size)
         except ValueError:
             pass
@@ -584,6 +624,14 @@ class _PlaygroundReader:
         if not isinstance(image, str) or not IMAGE.fullmatch(image):
             self.problem(f"image must be an image reference such as busybox:1.36, not {image!r}")
             return ""
+        if image not in _instance_images():
+            # The image runs as the instance itself, with the capabilities its entrypoint needs
+            # before it drops to the learner: a template may only pick one an admin runs already.
+            self.problem(
+                f"image {image!r} is not an instance image of this platform (its DIND image, or one a playground "
+                "offers); an admin adds it to a playground first"
+            )
+            return ""
         return image
 
     def _preload(self, images) -> list[str]:
@@ -591,6 +639,14 @@ class _PlaygroundReader:
             self.problem(f"preload must be a list of image references, not {images!r}")
             return []
         return images
+
+
+def _instance_images() -> set[str]:
+    """The images an admin runs as instances already: the platform's DIND image, and those playgrounds offer."""
+    images = {settings.PLAYGROUND_DIND_IMAGE}
+    for default, allowed in Playground.objects.values_list("default_image", "allowed_images"):
+        images.update([default, *allowed])
+    return images - {""}
 
 
 # --- The service ---------------------------------------------------------------
