@@ -29,7 +29,7 @@ from sessions_app.models import hash_secret
 from sessions_app.serializers import SessionExtendSerializer, SessionSerializer
 from sessions_app.views import PlaygroundAPIView, SessionCreationThrottle
 
-LOGIN_URL = "/admin/login/"  # where the dashboard sends a trainer who is not logged in
+LOGIN_URL = "/accounts/login/"  # where the dashboard sends a trainer who is not logged in
 # The dashboard's columns, and the CSV's: a header, and the cell of a seat (labs.events.SeatRow).
 COLUMNS = [
     ("Learner", lambda row: row.name),

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -312,7 +313,23 @@ def test_it_sends_a_visitor_who_is_not_logged_in_to_the_login(event):
         response = APIClient().get(path)
 
         assert response.status_code == 302
-        assert response["Location"] == f"/admin/login/?next={path}"
+        assert response["Location"] == f"/accounts/login/?next={path}"
+
+
+def test_a_trainer_who_is_not_staff_signs_in_and_lands_on_the_dashboard(event):
+    ada = factories.make_user("ada", password="correct horse battery")
+    Event.objects.filter(pk=event.pk).update(owner=ada)
+    browser = Client()
+    path = f"/events/{event.pk}/dashboard"
+
+    page = browser.get(f"/accounts/login/?next={path}")
+    wrong = browser.post("/accounts/login/", {"username": "ada", "password": "wrong", "next": path})
+    right = browser.post("/accounts/login/", {"username": "ada", "password": "correct horse battery", "next": path})
+
+    assert page.status_code == 200 and b"Sign in" in page.content
+    assert wrong.status_code == 200 and b"correct username and password" in wrong.content
+    assert right.status_code == 302 and right["Location"] == path
+    assert browser.get(path).status_code == 200
 
 
 def test_it_downloads_the_seats_as_csv_with_the_dashboards_columns(event, trainer):
