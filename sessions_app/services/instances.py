@@ -185,6 +185,7 @@ def instance_provision(*, instance_id: int) -> None:
         return
     if needs_setup(instance.session.template) and instance.set_up_at is None:
         if not _set_up(instance, backend, result):
+            _remove_if_ended(instance, backend)
             return
     now = timezone.now()
     became_running = _set_status(
@@ -203,13 +204,19 @@ def instance_provision(*, instance_id: int) -> None:
     if became_running:
         logger.info("session %s: instance running at %s", instance.session_id, result.ip_address)
         return
-    current = Instance.objects.filter(pk=instance_id).values_list("status", flat=True).first()
+    _remove_if_ended(instance, backend)
+
+
+def _remove_if_ended(instance: Instance, backend) -> None:
+    """Remove what this attempt made if the instance was closed or removed while it started.
+
+    The teardown may already have run. Otherwise (it failed, or a second
+    delivery of the job finished first) there is nothing to do.
+    """
+    current = Instance.objects.filter(pk=instance.pk).values_list("status", flat=True).first()
     if current in (None, Status.TERMINATING, Status.TERMINATED):
-        # Closed or removed while the container was starting: the teardown may
-        # already have run, so remove what this attempt made.
         logger.info("session %s: instance ended while starting; removing it", instance.session_id)
         backend.remove(instance)
-    # Otherwise a second delivery of this task finished first; nothing to do.
 
 
 def _set_up(instance: Instance, backend, result) -> bool:

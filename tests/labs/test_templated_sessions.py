@@ -234,3 +234,37 @@ def test_files_edited_by_hand_into_a_wrong_shape_fail_the_session_saying_so(api,
     assert (instance.status, instance.failure_reason) == ("failed", "setup_failed")
     assert "The lab's files are malformed" in instance.error
     assert runs(fake_engine, session_id) == []
+
+
+def test_an_instance_closed_while_it_is_set_up_leaves_nothing_behind(api, run_on_commit, fake_engine):
+    def commands(cmd, stdin):
+        if cmd[0] == "bash":
+            # The learner closes the session while its setup runs.
+            Instance.objects.update(status=Instance.Status.TERMINATING)
+        return [ExecExit(exit_code=0, timed_out=False)]
+
+    fake_engine.commands = commands
+    make_template()
+
+    session_id = open_templated(api, run_on_commit, template="first-lab").json()["session_id"]
+
+    assert Instance.objects.get(session_id=session_id).status == "terminating"
+    assert f"playground-{session_id}" not in fake_engine.containers
+
+
+def test_an_instance_closed_before_its_setup_starts_leaves_nothing_behind(api, run_on_commit, fake_engine, monkeypatch):
+    from sessions_app.backends.fake import FakeBackend
+
+    start = FakeBackend.start
+
+    def start_then_close(self, instance):
+        result = start(self, instance)
+        Instance.objects.filter(pk=instance.pk).update(status=Instance.Status.TERMINATING)
+        return result
+
+    monkeypatch.setattr(FakeBackend, "start", start_then_close)
+    make_template()
+
+    session_id = open_templated(api, run_on_commit, template="first-lab").json()["session_id"]
+
+    assert f"playground-{session_id}" not in fake_engine.containers
