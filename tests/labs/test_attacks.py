@@ -49,6 +49,18 @@ def test_it_refuses_a_learner_name_with_control_characters_and_creates_nothing(n
     assert not Session.objects.exists() and not Seat.objects.exists()
 
 
+@pytest.mark.django_db
+def test_a_learner_name_ending_in_a_line_break_is_kept_without_it(run_on_commit):
+    event = factories.make_event()
+
+    response = run_on_commit(
+        APIClient().post, "/events/join", {"invite": event.invite_code, "name": " Ada\n"}, format="json"
+    )
+
+    assert response.status_code == 201, response.content
+    assert Seat.objects.get().name == "Ada"
+
+
 # --- Access ----------------------------------------------------------------------------
 
 
