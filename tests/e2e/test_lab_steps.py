@@ -88,3 +88,39 @@ def test_a_learner_checks_a_step_runs_its_command_and_opens_the_next(lab, web, b
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("#close-session").click()
     expect(page.locator("#overlay")).to_be_visible(timeout=15_000)
+
+
+@pytest.fixture
+def workshop(lab):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from labs.models import Event
+
+    return Event.objects.create(
+        title="Workshop in the browser",
+        template=lab,
+        starts_at=timezone.now(),
+        ends_at=timezone.now() + timedelta(hours=1),
+        seats=1,
+    )
+
+
+def test_a_learner_joins_a_workshop_by_its_link_and_gets_its_labs_terminal(workshop, web, browser):  # noqa: F811
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{web.url}/e/{workshop.invite_code}")
+
+    page.locator("#start").click()  # no name yet: nothing is sent
+    expect(page.locator("#learner-name")).to_be_focused()
+    page.locator("#learner-name").fill("Ada")
+    page.locator("#learner-name").press("Enter")
+
+    page.wait_for_url(re.compile(r"/p/[0-9a-f]{32}$"), timeout=15_000)
+    expect(page.locator(".xterm-rows")).to_contain_text("[node1]", timeout=60_000)
+    expect(page.locator("#step-title")).to_have_text("Make a file")
+    # The one seat is taken: the next learner is told so.
+    other = browser.new_context().new_page()
+    other.goto(f"{web.url}/e/{workshop.invite_code}")
+    expect(other.locator("#join-refused")).to_have_attribute("data-reason", "event_full")
+    expect(other.locator("#seats-left")).to_have_text("0 of 1 seat left")
