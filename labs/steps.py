@@ -17,7 +17,7 @@ from django.utils import timezone
 from labs.models import CHECK_TIMEOUT, CheckRun, Step
 from labs.setup import ScriptResult, run_script
 from playground.db import release_connection
-from sessions_app.backends import get_backend
+from sessions_app.backends import backend_for
 from sessions_app.errors import (
     InstanceNotRunning,
     SessionHasNoSteps,
@@ -130,7 +130,7 @@ def _run(session: Session, script: str, what: str) -> ScriptResult:
     release = take_place(session.pk)
     release_connection()  # the script may run for CHECK_TIMEOUT seconds without the database
     try:
-        result = run_script(get_backend(), instance, script, timeout=timeout)
+        result = run_script(backend_for(instance), instance, script, timeout=timeout)
     finally:
         release()
     if result.exit_code is None and not result.timed_out:  # the instance stopped answering

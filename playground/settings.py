@@ -332,7 +332,11 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile": {"task": "sessions_app.tasks.reconcile", "schedule": 60.0, "options": {"expires": 60}},
     # The pool of prepared sessions is refilled this soon after a burst.
     "prepare-sessions": {"task": "sessions_app.tasks.prepare_sessions", "schedule": 5.0, "options": {"expires": 5}},
+    # Hosts not seen for PLAYGROUND_HOST_DOWN_AFTER are marked down this soon after.
+    "check-hosts": {"task": "sessions_app.tasks.check_hosts", "schedule": 10.0, "options": {"expires": 10}},
 }
+# A host's work (its instances', its reconciler's, its pool's) goes to its own queue.
+CELERY_TASK_ROUTES = ("sessions_app.tasks.route",)
 
 # --- Channels ---------------------------------------------------------------
 
@@ -435,9 +439,22 @@ else:
 
 # --- Playground instances ---------------------------------------------------
 
-# The Docker engine that runs instances (the Docker SDK's own variable), read
-# here once: the backend, the terminal and the health checks all use this.
+# The Docker engine of the platform's own tools (the Docker SDK's own
+# variable), and the address the first Docker host (sessions_app.DockerHost,
+# "local") got when it was made; hosts are edited in the admin since.
 DOCKER_HOST = env_str("DOCKER_HOST", "unix:///var/run/docker.sock")
+# On a host's worker, the address it reaches its own engine by when others
+# use another (TLS over the network, ssh): "name=unix:///var/run/docker.sock,…".
+PLAYGROUND_ENGINE_URLS = {}
+for _entry in env_list("PLAYGROUND_ENGINE_URLS", []):
+    _name, _equals, _url = _entry.partition("=")
+    if not (_name and _equals and _url):
+        raise ImproperlyConfigured(f"PLAYGROUND_ENGINE_URLS is a comma-separated list of name=url, not {_entry!r}")
+    PLAYGROUND_ENGINE_URLS[_name.strip()] = _url.strip()
+# How long a host's engine may go unanswering before its sessions are shown failed (host_down).
+PLAYGROUND_HOST_DOWN_AFTER = env_float("PLAYGROUND_HOST_DOWN_AFTER", 30)
+# How often a host's workers look at its engine.
+PLAYGROUND_HOST_LOOK_EVERY = env_float("PLAYGROUND_HOST_LOOK_EVERY", 5)
 # The backend that runs instances; tests swap in sessions_app.backends.fake.
 PLAYGROUND_BACKEND = env_str("PLAYGROUND_BACKEND", "sessions_app.backends.docker.DockerBackend")
 PLAYGROUND_DIND_IMAGE = env_str("PLAYGROUND_DIND_IMAGE", "playground-dind:latest")

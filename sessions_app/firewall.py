@@ -61,17 +61,17 @@ _verdicts: dict[tuple, _Verdict] = {}
 _lock = threading.Lock()
 
 
-def firewall_check() -> str | None:
+def firewall_check(engine_url: str | None = None) -> str | None:
     """None when the platform's chains, their jumps and the current rule set are in place; else why not.
 
     A rule set of another version, or of other settings (PLAYGROUND_EGRESS_ALLOW,
     PLAYGROUND_HOST_ALLOW, PLAYGROUND_REGISTRY_MIRROR, the host's DNS servers),
     counts as missing.
     """
-    return _remote_engine() or _check()[1]
+    return _remote_engine(engine_url or settings.DOCKER_HOST) or _check()[1]
 
 
-def firewall_ensure() -> None:
+def firewall_ensure(engine_url: str | None = None) -> None:
     """Return when the host firewall is in place, installing it first where this process can.
 
     Raises FirewallMissing when it is not in place and cannot be installed
@@ -80,11 +80,12 @@ def firewall_ensure() -> None:
     """
     if settings.PLAYGROUND_FIREWALL == "off":
         return
-    key = (settings.DOCKER_HOST, settings.PLAYGROUND_FIREWALL_NETNS, *_script_settings().values())
+    engine_url = engine_url or settings.DOCKER_HOST
+    key = (engine_url, settings.PLAYGROUND_FIREWALL_NETNS, *_script_settings().values())
     with _lock:
         verdict = _verdicts.get(key)
         if verdict is None or time.monotonic() - verdict.checked_at >= settings.PLAYGROUND_FIREWALL_CHECK_SECONDS:
-            verdict = _verdicts[key] = _Verdict(_check_or_install(), time.monotonic())
+            verdict = _verdicts[key] = _Verdict(_check_or_install(engine_url), time.monotonic())
             if verdict.reason:
                 logger.error("No instance will start: the host firewall is not in place: %s. %s", verdict.reason, HINT)
     if verdict.reason:
@@ -97,8 +98,8 @@ def firewall_forget() -> None:
         _verdicts.clear()
 
 
-def _check_or_install() -> str | None:
-    if remote := _remote_engine():
+def _check_or_install(engine_url: str) -> str | None:
+    if remote := _remote_engine(engine_url):
         return remote
     code, reason = _check()
     if code != MISSING:
@@ -113,11 +114,13 @@ def _check_or_install() -> str | None:
     return _check()[1]
 
 
-def _remote_engine() -> str | None:
-    if settings.DOCKER_HOST.startswith("unix://"):
+def _remote_engine(engine_url: str) -> str | None:
+    # A host's worker runs next to it (sessions_app.models.DockerHost) and
+    # reaches it at its socket (PLAYGROUND_ENGINE_URLS, when others use TLS or ssh).
+    if engine_url.startswith("unix://"):
         return None
     return (
-        f"the Docker engine is remote ({settings.DOCKER_HOST}), so this worker cannot see the "
+        f"the Docker engine is remote ({engine_url}), so this worker cannot see the "
         "firewall of the host that runs the instances"
     )
 

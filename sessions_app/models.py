@@ -132,6 +132,67 @@ class Playground(models.Model):
         return self.access == self.Access.GROUPS and self.groups.filter(pk__in=user.groups.values("pk")).exists()
 
 
+_HOST_NAME = RegexValidator(
+    r"^[a-z0-9][a-z0-9-]{0,39}$", "Lower-case letters, digits and hyphens, starting with a letter or digit."
+)
+
+
+class DockerHost(models.Model):
+    """A Docker engine that runs instances (sessions_app/services/hosts.py).
+
+    Its instances are provisioned, torn down and reconciled by the workers of
+    its own queue (`host.<name>`), which run next to it; web processes reach
+    it only to attach terminals and run commands. Placement puts a new
+    session on the active host with the most free capacity.
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "active: takes new sessions"
+        DRAINING = "draining", "draining: no new sessions, those it has run to their end"
+        DOWN = "down", "down: its sessions are shown failed until it returns"
+
+    name = models.CharField(
+        max_length=40, unique=True, validators=[_HOST_NAME], help_text="Its workers' queue is host.<name>."
+    )
+    url = models.CharField(
+        max_length=200,
+        help_text="The engine's address: unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host.",
+    )
+    tls_path = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="For tcp://: a folder with ca.pem, cert.pem and key.pem (as DOCKER_CERT_PATH), "
+        "on every machine of the platform.",
+    )
+    capacity = models.PositiveIntegerField(default=100, help_text="Sessions it may run at once.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    labels = models.JSONField(default=dict, blank=True, help_text='Free-form, for operators: {"zone": "eu"}.')
+    # What its workers last saw of it (services.hosts.host_heartbeat).
+    seen_at = models.DateTimeField(null=True, blank=True, help_text="When its engine last answered its worker.")
+    checked_at = models.DateTimeField(null=True, blank=True, help_text="When its worker last looked.")
+    problem = models.CharField(max_length=300, blank=True, help_text="Why its engine did not answer, if it did not.")
+    images = models.JSONField(default=list, blank=True, help_text="The instance images it has, as last seen.")
+    down_automatically = models.BooleanField(
+        default=False, help_text="Marked down because it stopped answering: active again once it answers."
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def queue(self) -> str:
+        return host_queue(self.name)
+
+
+def host_queue(name: str) -> str:
+    """The Celery queue whose workers, next to the host, do its instances' work."""
+    return f"host.{name}"
+
+
 class Session(models.Model):
     class Status(models.TextChoices):
         OPEN = "open"
@@ -207,6 +268,14 @@ class Instance(models.Model):
     container_id = models.CharField(max_length=64, blank=True)
     container_name = models.CharField(max_length=128, blank=True)
     docker_host = models.CharField(max_length=200, blank=True)
+    host = models.ForeignKey(
+        DockerHost,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="instances",
+        help_text="The Docker host it was placed on.",
+    )
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     storage_token = models.CharField(
         max_length=64, default=new_storage_token, editable=False, help_text="Names its disk and volume."
@@ -240,6 +309,7 @@ class PreparedSession(models.Model):
     template = models.ForeignKey(
         "labs.Template", null=True, blank=True, on_delete=models.CASCADE, related_name="prepared_sessions"
     )
+    host = models.ForeignKey(DockerHost, null=True, on_delete=models.CASCADE, related_name="prepared_sessions")
     image = models.CharField(max_length=200)
     spec = models.CharField(max_length=64)
     storage_token = models.CharField(max_length=64, default=new_storage_token, editable=False)
@@ -253,6 +323,7 @@ class PreparedSession(models.Model):
         """Its instance as the backend sees it: unsaved, with an unsaved session."""
         return Instance(
             session=Session(id=self.pk, playground=self.playground, template=self.template),
+            host=self.host,
             image=self.image,
             storage_token=self.storage_token,
         )

@@ -14,7 +14,7 @@ def session_get(*, session_id: str) -> Session:
     """The session with its playground and instance, or SessionNotFound."""
     if not is_plain_name(session_id):
         raise SessionNotFound(log_message=f"malformed session id {session_id[:80]!r}")
-    session = Session.objects.select_related("playground", "instance").filter(pk=session_id).first()
+    session = Session.objects.select_related("playground", "instance__host").filter(pk=session_id).first()
     if session is None:
         raise SessionNotFound(log_message=f"no session {session_id!r}")
     return session
@@ -30,7 +30,7 @@ def session_instance(*, session: Session) -> Instance | None:
 def instance_get(*, session_id: str, name: str) -> Instance:
     instance = None
     if is_plain_name(session_id) and is_plain_name(name):
-        instance = Instance.objects.select_related("session").filter(session_id=session_id, name=name).first()
+        instance = Instance.objects.select_related("session", "host").filter(session_id=session_id, name=name).first()
     if instance is None:
         session_get(session_id=session_id)  # an unknown session is the better answer
         raise InstanceNotFound(log_message=f"no instance {name!r} in session {session_id}")
@@ -39,7 +39,7 @@ def instance_get(*, session_id: str, name: str) -> Instance:
 
 def sessions_of(*, credentials, limit: int = 100):
     """The sessions a caller owns (see access.Credentials), newest first; staff see all."""
-    sessions = Session.objects.select_related("playground", "instance").order_by("-created_at")
+    sessions = Session.objects.select_related("playground", "instance__host").order_by("-created_at")
     user = credentials.user
     if user.is_authenticated and user.is_staff:
         return sessions[:limit]
@@ -74,7 +74,7 @@ def session_terminal_state(*, session_id: str) -> TerminalState | None:
     """
     if not is_plain_name(session_id):
         return None
-    session = Session.objects.select_related("instance").filter(pk=session_id).first()
+    session = Session.objects.select_related("instance__host").filter(pk=session_id).first()
     if session is None:
         return None
     status = session.status

@@ -143,34 +143,109 @@ def reap_expired_sessions() -> None:
 
 @shared_task(ignore_result=True)
 def reconcile() -> None:
+    """Each host's reconciler, on its own queue; a host that is down waits until it returns."""
+    for name in _host_names(exclude_state="down"):
+        reconcile_host.delay(name)
+
+
+@shared_task(ignore_result=True, **DATABASE_OUTAGE)
+def reconcile_host(name: str) -> None:
     from sessions_app import services
 
-    services.instances_reconcile()
+    host = services.host_get(name=name)
+    if host is not None:
+        services.instances_reconcile(host=host)
 
 
-PREPARE_LOCK = "playground:prepare-sessions"
+def prepare_lock(name: str) -> str:
+    return f"playground:prepare-sessions:{name}"
 
 
 @shared_task(ignore_result=True)
 def prepare_sessions() -> None:
-    # One refill at a time: beat asks every 5 s, and a refill of the whole
-    # pool takes longer. The lock expires should its holder die.
+    """Each host's pools of prepared sessions, refilled on its own queue."""
+    for name in _host_names():
+        prepare_host_sessions.apply_async((name,), expires=5)
+
+
+@shared_task(ignore_result=True)
+def prepare_host_sessions(name: str) -> None:
+    # One refill per host at a time: beat asks every 5 s, and a refill of
+    # the whole pool takes longer. The lock expires should its holder die.
     from sessions_app import services
 
-    if not cache.add(PREPARE_LOCK, True, timeout=600):
+    if not cache.add(prepare_lock(name), True, timeout=600):
         return
     try:
-        services.sessions_prepare()
+        host = services.host_get(name=name)
+        if host is not None:
+            services.sessions_prepare(host=host)
     finally:
-        cache.delete(PREPARE_LOCK)
+        cache.delete(prepare_lock(name))
+
+
+@shared_task(ignore_result=True)
+def check_hosts() -> None:
+    from sessions_app import services
+
+    services.hosts_check()
+
+
+def _host_names(*, exclude_state: str | None = None) -> list[str]:
+    from sessions_app.models import DockerHost
+
+    hosts = DockerHost.objects.exclude(state=exclude_state) if exclude_state else DockerHost.objects.all()
+    return list(hosts.values_list("name", flat=True))
+
+
+# --- Routing: a host's work goes to its own queue ---------------------------------
+
+INSTANCE_TASKS = {"sessions_app.tasks.provision_instance", "sessions_app.tasks.reprovision_instance",
+                  "sessions_app.tasks.teardown_instance"}  # fmt: skip
+HOST_TASKS = {"sessions_app.tasks.reconcile_host", "sessions_app.tasks.prepare_host_sessions"}
+
+
+def route(name: str, args, kwargs, options, task=None, **_) -> dict | None:
+    """Celery's router (CELERY_TASK_ROUTES): the work of an instance, or of a
+    host, goes to the queue of the host (models.host_queue), whose workers
+    run next to its engine. An instance of no host goes to the default queue."""
+    from sessions_app.models import host_queue
+
+    if name in HOST_TASKS and args:
+        return {"queue": host_queue(args[0])}
+    if name in INSTANCE_TASKS and args:
+        host = Instance.objects.filter(pk=args[0]).values_list("host__name", flat=True).first()
+        if host:
+            return {"queue": host_queue(host)}
+    return None
+
+
+# --- At a worker's start -------------------------------------------------------------
+
+
+def hosts_served(consumer) -> list[str]:
+    """The names of the hosts whose queues this worker takes jobs from."""
+    queues = consumer.app.amqp.queues.consume_from or {}
+    return [queue.removeprefix("host.") for queue in queues if queue.startswith("host.")]
 
 
 @worker_ready.connect
 def reconcile_at_start(sender, **kwargs) -> None:
     # What happened while no worker ran (an engine restart, a crash) is
     # noticed at once rather than at the next scheduled run.
-    reconcile.delay()
-    prepare_sessions.delay()
+    for name in hosts_served(sender):
+        reconcile_host.delay(name)
+        prepare_host_sessions.delay(name)
+
+
+@worker_ready.connect
+def look_at_hosts(sender, **kwargs) -> None:
+    """Look at the engines of the hosts this worker serves, every few seconds, in a thread of its own."""
+    from sessions_app.services.host_watch import HostWatch
+
+    names = hosts_served(sender)
+    if names:
+        HostWatch(names).start()
 
 
 @worker_ready.connect

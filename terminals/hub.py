@@ -43,7 +43,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
 
-from sessions_app.backends import get_backend
+from sessions_app.backends import backend_for
 from sessions_app.backends.base import AttachError, Backend
 from sessions_app.events import session_group
 from sessions_app.models import Instance
@@ -199,7 +199,7 @@ class TerminalHub:
     def __init__(self, instance: Instance, on_end: Callable[[], None]) -> None:
         self.session_id = instance.session_id
         self.instance = instance
-        self.backend = get_backend()
+        self.backend = backend_for(instance)
         self.viewers: list[Viewer] = []
         self.can_read = asyncio.Event()
         self.can_read.set()

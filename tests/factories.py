@@ -7,18 +7,30 @@ backend) use the `open_session` fixture of tests/sessions_app/conftest.py.
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from labs.models import Event, Step, Template
-from sessions_app.models import Instance, Playground, Session, hash_secret
+from sessions_app.models import DockerHost, Instance, Playground, Session, hash_secret
 
 IMAGE = "playground-dind:latest"
 
 
+def make_host(name: str = "local", **fields) -> DockerHost:
+    """The Docker host of that name with these fields; "local", the first one, is made by a migration
+    (made again if a flush removed it)."""
+    host, _ = DockerHost.objects.get_or_create(name=name, defaults={"url": settings.DOCKER_HOST})
+    if fields:
+        DockerHost.objects.filter(pk=host.pk).update(**fields)
+        host.refresh_from_db()
+    return host
+
+
 def make_playground(playground_id: str = "default", **fields) -> Playground:
-    """The playground of that id with these fields (made if a flush removed it)."""
+    """The playground of that id with these fields (made if a flush removed it), and the first Docker host."""
+    make_host()
     playground, _ = Playground.objects.get_or_create(pk=playground_id)
     if fields:
         Playground.objects.filter(pk=playground_id).update(**fields)
@@ -49,7 +61,8 @@ def make_session(
 
 
 def make_instance(*, session: Session | None = None, status: str = Instance.Status.PENDING, **fields) -> Instance:
-    """An instance, of a new open session unless one is given."""
+    """An instance, of a new open session unless one is given, on the first Docker host unless told."""
+    fields.setdefault("host", make_host())
     return Instance.objects.create(session=session or make_session(), image=IMAGE, status=status, **fields)
 
 

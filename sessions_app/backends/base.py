@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from sessions_app.errors import PlaygroundError
 
 if TYPE_CHECKING:
+    from sessions_app.backends import Engine
     from sessions_app.models import Instance
 
 
@@ -53,6 +54,13 @@ class StartResult:
     container_name: str
     docker_host: str
     ip_address: str | None
+
+
+@dataclass(frozen=True)
+class HostLook:
+    """What a host's worker saw of its engine."""
+
+    images: list[str]  # of the images asked about, those it has
 
 
 class PollResult(StrEnum):
@@ -179,7 +187,15 @@ class Tty:
 
 
 class Backend:
-    """Runs one DIND instance per session.
+    """Runs one DIND instance per session, on one Docker host.
+
+    A backend is made for one host's engine (sessions_app.backends.Engine:
+    its name, address and TLS folder; the name is empty for the platform's
+    only engine of old, DOCKER_HOST), one per process.
+
+    look(images)
+        Whether the engine answers, and which of `images` it has: a
+        HostLook. Raises TransientBackendError when it does not answer.
 
     start(instance)
         Make the instance's container exist and run, and return once the Docker
@@ -284,6 +300,14 @@ class Backend:
         Set the TTY's size, which every attachment shares. Raises
         AttachError like attach().
     """
+
+    def __init__(self, engine: "Engine | None" = None) -> None:
+        from sessions_app.backends import Engine
+
+        self.engine = engine if engine is not None else Engine("", "")
+
+    def look(self, images: list[str]) -> "HostLook":
+        raise NotImplementedError
 
     def start(self, instance: "Instance") -> StartResult:
         raise NotImplementedError

@@ -18,6 +18,7 @@ import logging
 import math
 import posixpath
 import socket
+import ssl
 import tarfile
 import threading
 import time
@@ -34,6 +35,7 @@ from docker.models.networks import Network
 from docker.types import LogConfig
 from docker.utils.socket import STDERR, frames_iter
 
+from sessions_app.backends import Engine
 from sessions_app.backends.base import (
     AttachError,
     Backend,
@@ -44,6 +46,7 @@ from sessions_app.backends.base import (
     ExecOutput,
     FileEntry,
     FilesError,
+    HostLook,
     ImageMissing,
     ImagePreloadFailed,
     InstanceStats,
@@ -77,9 +80,31 @@ INNER_DOCKER_DIR = "/var/lib/docker"
 ATTACH_API_VERSION = "v1.41"
 
 
-def docker_client(*, timeout: float = 30) -> docker.DockerClient:
-    """A client of the engine that runs instances (settings.DOCKER_HOST)."""
-    return docker.DockerClient(base_url=settings.DOCKER_HOST, timeout=timeout)
+def docker_client(*, timeout: float = 30, engine: Engine | None = None) -> docker.DockerClient:
+    """A client of a host's engine; by default of DOCKER_HOST, the engine the platform's own tools use."""
+    engine = engine or Engine("", settings.DOCKER_HOST)
+    if engine.url.startswith("ssh://"):
+        # The ssh binary and its configuration (keys, known hosts), as the docker CLI does.
+        return docker.DockerClient(base_url=engine.url, timeout=timeout, use_ssh_client=True)
+    tls = _tls_config(engine) if engine.tls_path else None
+    return docker.DockerClient(base_url=engine.url, timeout=timeout, tls=tls)
+
+
+def _tls_config(engine: Engine) -> docker.tls.TLSConfig:
+    folder = Path(engine.tls_path)
+    return docker.tls.TLSConfig(
+        client_cert=(str(folder / "cert.pem"), str(folder / "key.pem")),
+        ca_cert=str(folder / "ca.pem"),
+        verify=True,
+    )
+
+
+def _ssl_context(engine: Engine) -> ssl.SSLContext:
+    """The TLS of the terminal's own connection: the engine's CA, and the client's certificate."""
+    folder = Path(engine.tls_path)
+    context = ssl.create_default_context(cafile=str(folder / "ca.pem"))
+    context.load_cert_chain(str(folder / "cert.pem"), str(folder / "key.pem"))
+    return context
 
 
 def resource_names(instance: Instance) -> dict[str, str]:
@@ -234,6 +259,13 @@ def network_egress(network: Network) -> str:
     return (network.attrs.get("Labels") or {}).get(LABEL_EGRESS) or Playground.Egress.INTERNET
 
 
+def _bridge_exists(interface: str) -> bool:
+    """Whether the firewall's machine still has the interface (as far as this process can see it)."""
+    if settings.PLAYGROUND_FIREWALL_NETNS:
+        return False  # another network namespace: only this engine's networks are known there
+    return Path("/sys/class/net", interface).exists()
+
+
 def _is_transient(exc: Exception) -> bool:
     if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
         return True
@@ -257,17 +289,26 @@ class DockerBackend(Backend):
     _privileged_refused = False
     _lock = threading.Lock()
 
-    def __init__(self) -> None:
-        self.client = docker_client(timeout=30)
-        self.docker_host = settings.DOCKER_HOST
+    def __init__(self, engine: Engine | None = None) -> None:
+        super().__init__(engine or Engine("", settings.DOCKER_HOST))
+        self.client = docker_client(timeout=30, engine=self.engine)
+        self.docker_host = self.engine.url
         self.disks = LoopDisks()
         # Each running instance's process (pid, container id), for listening_ports().
         self._processes: dict[str, tuple[int, str]] = {}
 
     # --- Interface ------------------------------------------------------------
 
+    def look(self, images: list[str]) -> HostLook:
+        try:
+            self.client.ping()
+            present = {tag for image in self.client.images.list() for tag in image.tags}
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise self._translate(exc, "look at", f"the engine {self.docker_host}") from exc
+        return HostLook(images=[image for image in images if image in present])
+
     def start(self, instance: Instance) -> StartResult:
-        firewall_ensure()  # no instance runs unfenced (sessions_app/firewall.py)
+        firewall_ensure(self.docker_host)  # no instance runs unfenced (sessions_app/firewall.py)
         names = resource_names(instance)
         try:
             # Two deliveries of one job take turns on this host: the second
@@ -365,7 +406,13 @@ class DockerBackend(Backend):
             if network_egress(network) != Playground.Egress.INTERNET:
                 egress_apply(interface=interface, egress=network_egress(network))
                 restored.append(interface)
-        removed = sorted(set(ruled) - {bridge_interface(network) for network in everyone})
+        # Another engine on this machine (a second host) has bridges of its
+        # own: rules go only with a bridge that is gone from the machine.
+        removed = sorted(
+            interface
+            for interface in set(ruled) - {bridge_interface(network) for network in everyone}
+            if not _bridge_exists(interface)
+        )
         for interface in removed:
             egress_remove(interface=interface)
         return restored, removed
@@ -962,9 +1009,20 @@ class DockerBackend(Backend):
         url = urlsplit(self.docker_host)
         if url.scheme == "unix":
             return await asyncio.open_unix_connection(url.path, limit=1 << 20)
-        if url.scheme in ("tcp", "http"):
-            return await asyncio.open_connection(url.hostname or "127.0.0.1", url.port or 2375, limit=1 << 20)
-        raise AttachError(f"terminals need DOCKER_HOST as unix:// or tcp:// (without TLS), not {url.scheme}://")
+        if url.scheme in ("tcp", "http", "https"):
+            tls = _ssl_context(self.engine) if self.engine.tls_path else None
+            port = url.port or (2376 if tls else 2375)
+            return await asyncio.open_connection(url.hostname or "127.0.0.1", port, ssl=tls, limit=1 << 20)
+        if url.scheme == "ssh":
+            # As the docker CLI reaches an engine over ssh: its socket, relayed by `docker system dial-stdio`.
+            target = f"{url.username}@{url.hostname}" if url.username else url.hostname
+            port = ["-p", str(url.port)] if url.port else []
+            relay = await asyncio.create_subprocess_exec(
+                "ssh", *port, "--", target, "docker", "system", "dial-stdio",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 20,
+            )  # fmt: skip
+            return relay.stdout, relay.stdin  # ssh ends when its input does
+        raise AttachError(f"terminals need an engine at unix://, tcp:// or ssh://, not {url.scheme}://")
 
     # --- Removal --------------------------------------------------------------
 

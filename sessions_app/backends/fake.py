@@ -21,6 +21,7 @@ from sessions_app.backends.base import (
     ExecOutput,
     FileEntry,
     FilesError,
+    HostLook,
     ImageMissing,
     InstanceStats,
     PathInfo,
@@ -203,6 +204,8 @@ class FakeEngine:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # What exec() runs in the containers made from now on (FakeContainer.commands), when set.
     commands: Callable[[list[str], bytes], list[ExecEvent]] | None = None
+    # The names of the hosts whose engine does not answer look().
+    unreachable: set[str] = field(default_factory=set)
 
     def reset(self) -> None:
         with self.lock:
@@ -210,12 +213,18 @@ class FakeEngine:
             self.disks.clear()
             self.calls.clear()
             self.commands = None
+            self.unreachable.clear()
 
 
 engine = FakeEngine()
 
 
 class FakeBackend(Backend):
+    def look(self, images: list[str]) -> HostLook:
+        if self.engine.name in engine.unreachable:
+            raise TransientBackendError(log_message=f"the fake engine of {self.engine.name} does not answer")
+        return HostLook(images=list(images))
+
     def start(self, instance: Instance) -> StartResult:
         name = f"playground-{instance.session_id}"
         with engine.lock:
@@ -235,7 +244,7 @@ class FakeBackend(Backend):
         return StartResult(
             container_id=f"fake-{instance.session_id}",
             container_name=name,
-            docker_host="fake",
+            docker_host=self.engine.name or "fake",
             ip_address=container.address,
         )
 

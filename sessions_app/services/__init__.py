@@ -9,7 +9,9 @@ on one instance cannot both win.
 - sessions: open (with its limits), close, extend, touch, reap.
 - instances: create, remove, provision, fail, tear down, replace, and the
   status changes the reconciler asks for.
-- prepared: the pool of sessions whose instance is started ahead of demand.
+- hosts: the Docker hosts: where a new session goes, whether each answers,
+  draining, down and back.
+- prepared: the pools of sessions whose instance is started ahead of demand, per host.
 - reconcile: bring Docker and the database back in line.
 - shares: share links of a session's terminal.
 - commands: a command run in a running instance (exec), and what it uses
@@ -31,6 +33,15 @@ from sessions_app.services.files import (
     files_upload,
     upload_check_size,
     upload_spool,
+)
+from sessions_app.services.hosts import (
+    host_get,
+    host_look,
+    host_mark_down,
+    host_place,
+    host_set_state,
+    host_usage,
+    hosts_check,
 )
 from sessions_app.services.instances import (
     instance_create,
@@ -64,6 +75,13 @@ from sessions_app.services.sessions import (
 from sessions_app.services.shares import share_create, share_redeem, share_revoke
 
 __all__ = [
+    "host_get",
+    "host_look",
+    "host_mark_down",
+    "host_place",
+    "host_set_state",
+    "host_usage",
+    "hosts_check",
     "Download",
     "Opened",
     "files_download",

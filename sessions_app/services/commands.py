@@ -18,7 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from playground.db import release_connection
-from sessions_app.backends import get_backend
+from sessions_app.backends import backend_for
 from sessions_app.backends.base import AttachError, ExecExit, ExecOutput
 from sessions_app.errors import (
     InstanceNotRunning,
@@ -141,7 +141,7 @@ def instance_stats(*, session: Session) -> dict:
     if figures is not None and time.monotonic() - measured_at < STATS_FRESH:
         return figures
     try:
-        figures = dataclasses.asdict(get_backend().stats(instance))
+        figures = dataclasses.asdict(backend_for(instance).stats(instance))
     except AttachError as exc:
         raise InstanceNotRunning(log_message=str(exc)) from None
     with _lock:
@@ -163,7 +163,7 @@ def running_instance(session: Session, what: str) -> Instance:
 
 
 def _run(instance: Instance, cmd: list[str], stdin: bytes, timeout: int) -> Iterator[dict]:
-    events = get_backend().exec(instance, cmd, stdin=stdin, timeout=timeout)
+    events = backend_for(instance).exec(instance, cmd, stdin=stdin, timeout=timeout)
     decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in ("stdout", "stderr")}
     budget = settings.PLAYGROUND_EXEC_OUTPUT_MAX
     try:

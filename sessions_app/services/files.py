@@ -24,7 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from playground.db import release_connection
-from sessions_app.backends import get_backend
+from sessions_app.backends import backend_for
 from sessions_app.backends.base import AttachError, Backend, FilesError, PathInfo, Upload
 from sessions_app.errors import (
     FileNotFound,
@@ -63,7 +63,7 @@ def files_list(*, session: Session, path: str) -> dict:
     LIST_MAX entries, sorted by name; a symbolic link is listed, not followed.
     """
     instance = running_instance(session, "list")
-    backend = get_backend()
+    backend = backend_for(instance)
     found = _resolve(backend, instance, path)
     if found.type != "dir":
         raise InvalidPath(f"{found.path} is not a directory.")
@@ -85,7 +85,7 @@ def files_download(*, session: Session, path: str) -> Download:
     Past that, an error ends the stream early (it is logged).
     """
     instance = running_instance(session, "download")
-    backend = get_backend()
+    backend = backend_for(instance)
     found = _resolve(backend, instance, path)
     if found.type not in ("file", "dir"):
         raise InvalidPath(f"{found.path} is neither a file nor a directory.")
@@ -116,7 +116,7 @@ def files_upload(*, session: Session, path: str, uploads: list[Upload], into_dir
     for upload in uploads:
         _check_name(upload.name)
     instance = running_instance(session, "upload")
-    backend = get_backend()
+    backend = backend_for(instance)
     if into_directory:
         directory = _resolve(backend, instance, path)
         if directory.type != "dir":

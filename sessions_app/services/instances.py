@@ -16,7 +16,7 @@ from django.utils import timezone
 from labs.setup import SetupFailed, instance_set_up, needs_setup
 from playground.db import release_connection
 from sessions_app import tasks
-from sessions_app.backends import get_backend
+from sessions_app.backends import backend_for
 from sessions_app.backends.base import BackendError, TransientBackendError
 from sessions_app.errors import ImageNotAllowed, InstanceNotFound, SessionAlreadyHasInstance, SessionClosed
 from sessions_app.models import Instance, Session
@@ -68,9 +68,18 @@ def instance_create(*, session_id: str, image: str | None = None) -> Instance:
             raise SessionClosed()
         if not playground.permits_image(image):
             raise ImageNotAllowed(f"The playground {playground.id!r} does not offer the image {image!r}.")
+        instance.host = _place(image)
+        instance.save(update_fields=["host"])
         enqueue_provision(instance)
     logger.info("session %s got a new instance", session_id)
     return instance
+
+
+def _place(image: str):
+    # Imported here: hosts imports this module (its statuses).
+    from sessions_app.services.hosts import host_place
+
+    return host_place(image=image)
 
 
 def instance_remove(*, session_id: str, name: str) -> Instance:
@@ -130,7 +139,7 @@ def instance_replace(*, instance_id: int) -> None:
     instance = Instance.objects.select_related("session__playground").filter(pk=instance_id).first()
     if instance is None or instance.status != Status.PENDING or not instance.session.is_open:
         return
-    get_backend().remove(instance)
+    backend_for(instance).remove(instance)
     instance_provision(instance_id=instance_id)
 
 
@@ -165,7 +174,7 @@ def instance_provision(*, instance_id: int) -> None:
     )
     if not claimed:
         return  # already running, failed or being removed
-    backend = get_backend()
+    backend = backend_for(instance)
     release_connection()
     try:
         result = backend.start(instance)
@@ -277,7 +286,7 @@ def instance_teardown(*, instance_id: int) -> None:
     if instance is None or instance.status != Status.TERMINATING:
         return
     release_connection()
-    get_backend().remove(instance)
+    backend_for(instance).remove(instance)
     if instance.session.is_open:
         Instance.objects.filter(pk=instance_id, status=Status.TERMINATING).delete()
     else:
@@ -310,6 +319,18 @@ def instance_readdress(*, instance_id: int, ip_address: str) -> bool:
         .exclude(ip_address=ip_address)
         .update(ip_address=ip_address)
     )
+
+
+def instance_back_from_host_down(*, instance_id: int, ip_address: str | None) -> bool:
+    """An instance shown failed while its host was down, whose container runs again: running."""
+    from sessions_app.services.hosts import HOST_DOWN_REASON
+
+    back = Instance.objects.filter(pk=instance_id, status=Status.FAILED, failure_reason=HOST_DOWN_REASON).update(
+        status=Status.RUNNING, error="", failure_reason="", ip_address=ip_address
+    )
+    if back:
+        logger.info("instance %s runs again: its host is back", instance_id)
+    return bool(back)
 
 
 def instance_retry_teardown(*, instance_id: int) -> bool:

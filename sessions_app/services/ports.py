@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from sessions_app import access
 from sessions_app.access import Access, Credentials
-from sessions_app.backends import get_backend
+from sessions_app.backends import backend_for
 from sessions_app.backends.base import AttachError
 from sessions_app.errors import InstanceNotRunning, PortNotListening, SessionNotFound
 from sessions_app.models import Instance, Session, Share
@@ -71,7 +71,7 @@ def listening_ports(*, instance: Instance, fresh: bool = False) -> frozenset[int
     if ports is not None and not fresh and now - looked_at < PORTS_FRESH:
         return ports
     try:
-        ports = frozenset(get_backend().listening_ports(instance))
+        ports = frozenset(backend_for(instance).listening_ports(instance))
     except AttachError as exc:
         raise InstanceNotRunning(log_message=str(exc)) from None
     with _lock:

@@ -1,8 +1,12 @@
-"""The pool of prepared sessions: instances started ahead of demand.
+"""The pools of prepared sessions: instances started ahead of demand.
 
 A new session of the default playground, or of a template that keeps some
 prepared, takes one (see PreparedSession), so that its learner does not wait
 for a container and a Docker daemon to start, nor for the template's setup.
+
+Each Docker host keeps pools of its own, refilled by its own workers: a new
+session takes a prepared one of the host it was placed on. An active host
+keeps each pool's target; a draining or down one keeps none.
 """
 
 import hashlib
@@ -19,7 +23,7 @@ from labs.pools import prepared_targets
 from labs.setup import instance_set_up, needs_setup
 from sessions_app.backends import get_backend
 from sessions_app.backends.base import BackendError
-from sessions_app.models import Instance, Playground, PreparedSession, Session
+from sessions_app.models import DockerHost, Instance, Playground, PreparedSession, Session
 from sessions_app.services.instances import STARTING
 
 logger = logging.getLogger(__name__)
@@ -30,8 +34,9 @@ PREPARING_GIVES_UP_AFTER = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class Pool:
-    """Sessions prepared alike: of one playground and image, set up from one template or none."""
+    """Sessions prepared alike on one host: of one playground and image, set up from one template or none."""
 
+    host: DockerHost
     playground: Playground
     template: Template | None
     target: int
@@ -45,7 +50,7 @@ class Pool:
         return prepared_spec(self.playground, self.image, self.template)
 
     def current(self) -> Q:
-        return Q(playground=self.playground, template=self.template, image=self.image, spec=self.spec)
+        return Q(host=self.host, playground=self.playground, template=self.template, image=self.image, spec=self.spec)
 
 
 def prepared_spec(playground: Playground, image: str, template: Template | None = None) -> str:
@@ -72,8 +77,10 @@ def prepared_spec(playground: Playground, image: str, template: Template | None 
     return hashlib.sha256("|".join(map(str, made_with)).encode()).hexdigest()[:32]
 
 
-def prepared_take(*, playground: Playground, image: str, template: Template | None = None) -> PreparedSession | None:
-    """A prepared session whose instance fits, taken out of the pool.
+def prepared_take(
+    *, playground: Playground, image: str, host: DockerHost, template: Template | None = None
+) -> PreparedSession | None:
+    """A prepared session of `host` whose instance fits, taken out of the pool.
 
     Runs inside the transaction that creates the session, which then takes
     its id and storage token; racing requests skip each other's rows.
@@ -81,6 +88,7 @@ def prepared_take(*, playground: Playground, image: str, template: Template | No
     prepared = (
         PreparedSession.objects.select_for_update(skip_locked=True)
         .filter(
+            host=host,
             playground=playground,
             template=template,
             image=image,
@@ -95,18 +103,23 @@ def prepared_take(*, playground: Playground, image: str, template: Template | No
     return prepared
 
 
-def pools(*, default_target: int) -> list[Pool]:
-    """The pools to keep: the default playground's (PLAYGROUND_PREPARED_SESSIONS), then each template's."""
+def pools(*, host: DockerHost, default_target: int) -> list[Pool]:
+    """The pools a host keeps: the default playground's (PLAYGROUND_PREPARED_SESSIONS), then each template's.
+
+    None on a host that takes no new sessions (draining or down).
+    """
+    if host.state != DockerHost.State.ACTIVE:
+        return []
     found = []
     playground = Playground.objects.filter(pk=PREPARED_PLAYGROUND).first()
     if playground is not None:
-        found.append(Pool(playground, None, default_target))
-    found += [Pool(template.playground, template, target) for template, target in prepared_targets().items()]
+        found.append(Pool(host, playground, None, default_target))
+    found += [Pool(host, template.playground, template, target) for template, target in prepared_targets().items()]
     return found
 
 
-def sessions_prepare() -> int | None:
-    """Top each pool of prepared sessions up to its target.
+def sessions_prepare(*, host: DockerHost | None = None) -> int | None:
+    """Top each pool of prepared sessions of a host (without one: of each host) up to its target.
 
     The default playground's pool holds PLAYGROUND_PREPARED_SESSIONS; each
     template's as many as it asks for (labs.pools), each one set up from the
@@ -116,17 +129,21 @@ def sessions_prepare() -> int | None:
     down, so the pools are refilled once they run (the task runs every few
     seconds).
     """
-    wanted = pools(default_target=settings.PLAYGROUND_PREPARED_SESSIONS)
-    sessions_unprepare(keep=settings.PLAYGROUND_PREPARED_SESSIONS, kept_pools=wanted)
-    backend, made = get_backend(), 0
+    if host is None:
+        made = [sessions_prepare(host=each) for each in DockerHost.objects.all()]
+        return None if None in made else sum(made)
+    wanted = pools(host=host, default_target=settings.PLAYGROUND_PREPARED_SESSIONS)
+    sessions_unprepare(host=host, keep=settings.PLAYGROUND_PREPARED_SESSIONS, kept_pools=wanted)
+    backend, made = get_backend(host), 0
+    starting = Instance.objects.filter(host=host, status__in=STARTING, session__status=Session.Status.OPEN)
     for pool in wanted:
         spec = pool.spec
         while PreparedSession.objects.filter(pool.current()).count() < pool.target:
-            if Instance.objects.filter(status__in=STARTING, session__status=Session.Status.OPEN).exists():
+            if starting.exists():
                 return None
             # The row first: the reconciler keeps what Docker holds of it.
             prepared = PreparedSession.objects.create(
-                playground=pool.playground, template=pool.template, image=pool.image, spec=spec
+                host=host, playground=pool.playground, template=pool.template, image=pool.image, spec=spec
             )
             try:
                 if not backend.prepare(prepared.instance()):
@@ -135,31 +152,34 @@ def sessions_prepare() -> int | None:
                 if needs_setup(pool.template):
                     instance_set_up(backend, prepared.instance(), pool.template)
             except BackendError as exc:
-                logger.warning("could not prepare a session: %s", exc.log_message)
+                logger.warning("could not prepare a session on %s: %s", host.name, exc.log_message)
                 prepared_session_remove(session_id=prepared.pk)
                 return made
             PreparedSession.objects.filter(pk=prepared.pk).update(ready=True)
             made += 1
     if made:
-        logger.info("prepared %d sessions ahead", made)
+        logger.info("prepared %d sessions ahead on %s", made, host.name)
     return made
 
 
-def sessions_unprepare(*, keep: int, kept_pools: list[Pool] | None = None) -> list[str]:
-    """Remove prepared sessions that may no longer be handed out.
+def sessions_unprepare(*, keep: int, host: DockerHost | None = None, kept_pools: list[Pool] | None = None) -> list[str]:
+    """Remove prepared sessions of a host (without one: of each host) that may no longer be handed out.
 
     Those made with other limits, another image or another version of their
     template than they have now, those of no pool any more, those whose
     preparation never finished, and the oldest beyond their pool's target
     (`keep` for the default playground's). Returns their ids.
     """
-    kept_pools = pools(default_target=keep) if kept_pools is None else kept_pools
+    if host is None:
+        return [removed for each in DockerHost.objects.all() for removed in sessions_unprepare(keep=keep, host=each)]
+    kept_pools = pools(host=host, default_target=keep) if kept_pools is None else kept_pools
     current = Q(pk__in=[])
     for pool in kept_pools:
         current |= pool.current()
     abandoned = Q(ready=False, created_at__lt=timezone.now() - PREPARING_GIVES_UP_AFTER)
-    unwanted = list(PreparedSession.objects.exclude(current).values_list("pk", flat=True))
-    unwanted += PreparedSession.objects.filter(current & abandoned).values_list("pk", flat=True)
+    of_host = PreparedSession.objects.filter(host=host)
+    unwanted = list(of_host.exclude(current).values_list("pk", flat=True))
+    unwanted += of_host.filter(current & abandoned).values_list("pk", flat=True)
     for pool in kept_pools:
         kept = PreparedSession.objects.filter(pool.current()).exclude(pk__in=unwanted).order_by("-created_at")
         unwanted += kept.values_list("pk", flat=True)[pool.target :]
@@ -170,8 +190,11 @@ def sessions_unprepare(*, keep: int, kept_pools: list[Pool] | None = None) -> li
 
 def prepared_session_remove(*, session_id: str) -> None:
     """Remove a prepared session and its instance (the refill makes another)."""
+    prepared = PreparedSession.objects.select_related("host").filter(pk=session_id).first()
+    if prepared is None:
+        return
     try:
-        get_backend().remove_orphan(session_id)
+        get_backend(prepared.host).remove_orphan(session_id)
     except BackendError as exc:
         # Its row goes anyway; the reconciler removes what is left in Docker.
         logger.warning("session %s: could not remove the prepared instance: %s", session_id, exc.log_message)

@@ -1,6 +1,8 @@
-"""Bring Docker and the database back in line, in both directions.
+"""Bring Docker and the database back in line, in both directions, one Docker host at a time.
 
-Runs when a worker starts and then every minute. What it decides:
+Runs for each host on a worker of its own queue (next to its engine), when
+the worker starts, every minute, and when a host that was down returns.
+What it decides, for the instances placed on that host:
 
 - Something in Docker (container, volume or network, made by this platform)
   whose session is not open, or unknown to the database, is removed.
@@ -23,6 +25,8 @@ Runs when a worker starts and then every minute. What it decides:
 - A running instance whose address changed (its container restarted with the
   engine: instances have a restart policy, so they come back) gets its new
   address recorded.
+- An instance shown failed while its host was down (`host_down`) is running
+  again if its container runs, else provisioned again.
 
 It reads Docker through the backend and changes the database only through
 the instance services, whose compare-and-set lets a worker that changed an
@@ -39,8 +43,14 @@ from django.utils import timezone
 
 from sessions_app.backends import get_backend
 from sessions_app.backends.base import BackendError, PollResult, TransientBackendError
-from sessions_app.models import Instance, PreparedSession, Session
-from sessions_app.services.instances import instance_fail, instance_readdress, instance_requeue, instance_retry_teardown
+from sessions_app.models import DockerHost, Instance, PreparedSession, Session
+from sessions_app.services.instances import (
+    instance_back_from_host_down,
+    instance_fail,
+    instance_readdress,
+    instance_requeue,
+    instance_retry_teardown,
+)
 from sessions_app.services.prepared import prepared_session_remove, sessions_unprepare
 
 logger = logging.getLogger(__name__)
@@ -62,6 +72,7 @@ class Report:
     failed: list[str] = field(default_factory=list)
     torn_down: list[str] = field(default_factory=list)
     readdressed: list[str] = field(default_factory=list)
+    back_from_host_down: list[str] = field(default_factory=list)
     egress_restored: list[str] = field(default_factory=list)
     egress_removed: list[str] = field(default_factory=list)
 
@@ -69,31 +80,44 @@ class Report:
         return any(vars(self).values())
 
 
-def instances_reconcile() -> Report:
+def instances_reconcile(*, host: DockerHost | None = None) -> Report:
+    """Reconcile one host; without one, each host that is not down, one after another."""
+    if host is None:
+        report = Report()
+        for each in DockerHost.objects.exclude(state=DockerHost.State.DOWN):
+            for key, value in vars(_reconcile_host(each)).items():
+                getattr(report, key).extend(value)
+        return report
+    return _reconcile_host(host)
+
+
+def _reconcile_host(host: DockerHost) -> Report:
     report = Report()
-    _remove_leftovers(report)
-    _reconcile_egress(report)
-    _release_leftover_disks(report)
-    _revive_lost_instances(report)
-    _retry_stuck_instances(report)
-    _retry_teardowns(report)
-    report.removed.extend(sessions_unprepare(keep=settings.PLAYGROUND_PREPARED_SESSIONS))
-    _remove_dead_prepared(report)
+    backend = get_backend(host)
+    instances = Instance.objects.filter(host=host)
+    _remove_leftovers(backend, host, report)
+    _reconcile_egress(backend, report)
+    _release_leftover_disks(backend, report)
+    _revive_lost_instances(backend, instances, report)
+    _revive_after_host_down(backend, instances, report)
+    _retry_stuck_instances(instances, report)
+    _retry_teardowns(instances, report)
+    report.removed.extend(sessions_unprepare(host=host, keep=settings.PLAYGROUND_PREPARED_SESSIONS))
+    _remove_dead_prepared(backend, host, report)
     if report:
-        logger.info("reconciled: %s", {key: value for key, value in vars(report).items() if value})
+        logger.info("reconciled %s: %s", host.name, {key: value for key, value in vars(report).items() if value})
     return report
 
 
-def _remove_leftovers(report: Report) -> None:
-    backend = get_backend()
+def _remove_leftovers(backend, host: DockerHost, report: Report) -> None:
     present = backend.sessions_present()
     if not present:
         return
     wanted = set(
-        Instance.objects.filter(session_id__in=present, session__status=Session.Status.OPEN).values_list(
+        Instance.objects.filter(host=host, session_id__in=present, session__status=Session.Status.OPEN).values_list(
             "session_id", flat=True
         )
-    ) | set(PreparedSession.objects.filter(pk__in=present).values_list("pk", flat=True))
+    ) | set(PreparedSession.objects.filter(host=host, pk__in=present).values_list("pk", flat=True))
     for session_id in sorted(present - wanted):
         logger.info("session %s: removing what Docker still holds of it", session_id)
         try:
@@ -106,9 +130,9 @@ def _remove_leftovers(report: Report) -> None:
         report.removed.append(session_id)
 
 
-def _reconcile_egress(report: Report) -> None:
+def _reconcile_egress(backend, report: Report) -> None:
     try:
-        restored, removed = get_backend().egress_reconcile()
+        restored, removed = backend.egress_reconcile()
     except BackendError as exc:
         # The next pass tries again; the rest of this one goes on.
         logger.error("the firewall rules of the session networks' egress could not be reconciled: %s", exc.log_message)
@@ -119,9 +143,8 @@ def _reconcile_egress(report: Report) -> None:
     report.egress_removed.extend(removed)
 
 
-def _release_leftover_disks(report: Report) -> None:
+def _release_leftover_disks(backend, report: Report) -> None:
     """A disk whose instance is gone (its volume was never made, or went first) is released."""
-    backend = get_backend()
     present = backend.storage_present()
     if not present:
         return
@@ -140,21 +163,17 @@ def _release_leftover_disks(report: Report) -> None:
         report.disks_released.append(token)
 
 
-def _remove_dead_prepared(report: Report) -> None:
+def _remove_dead_prepared(backend, host: DockerHost, report: Report) -> None:
     """A prepared instance that stopped or vanished is not handed out: it goes, and the refill makes another."""
-    backend = get_backend()
-    for prepared in PreparedSession.objects.filter(ready=True).select_related("playground"):
+    for prepared in PreparedSession.objects.filter(host=host, ready=True).select_related("playground", "host"):
         if backend.poll(prepared.instance()).state != PollResult.RUNNING:
             logger.warning("session %s: the prepared instance is not running; removing it", prepared.pk)
             prepared_session_remove(session_id=prepared.pk)
             report.removed.append(prepared.pk)
 
 
-def _revive_lost_instances(report: Report) -> None:
-    backend = get_backend()
-    running = Instance.objects.filter(status=Status.RUNNING, session__status=Session.Status.OPEN).select_related(
-        "session"
-    )
+def _revive_lost_instances(backend, instances, report: Report) -> None:
+    running = instances.filter(status=Status.RUNNING, session__status=Session.Status.OPEN).select_related("session")
     for instance in running:
         found = backend.poll(instance)
         if found.state == PollResult.RUNNING:
@@ -166,9 +185,26 @@ def _revive_lost_instances(report: Report) -> None:
         _provision_again(instance, report.reprovisioned, report, fresh=found.state == PollResult.MISSING)
 
 
-def _retry_stuck_instances(report: Report) -> None:
+def _revive_after_host_down(backend, instances, report: Report) -> None:
+    from sessions_app.services.hosts import HOST_DOWN_REASON
+
+    shown_failed = instances.filter(
+        status=Status.FAILED, failure_reason=HOST_DOWN_REASON, session__status=Session.Status.OPEN
+    ).select_related("session")
+    for instance in shown_failed:
+        found = backend.poll(instance)
+        if found.state == PollResult.RUNNING:
+            if instance_back_from_host_down(instance_id=instance.pk, ip_address=found.ip_address):
+                report.back_from_host_down.append(instance.session_id)
+        elif instance_requeue(
+            instance_id=instance.pk, from_statuses=[Status.FAILED], fresh=found.state == PollResult.MISSING
+        ):
+            report.back_from_host_down.append(instance.session_id)
+
+
+def _retry_stuck_instances(instances, report: Report) -> None:
     now = timezone.now()
-    stuck = Instance.objects.filter(session__status=Session.Status.OPEN).filter(
+    stuck = instances.filter(session__status=Session.Status.OPEN).filter(
         Q(status=Status.PENDING, created_at__lt=now - PENDING_STUCK_AFTER)
         | Q(status__in=[Status.PROVISIONING, Status.SETTING_UP], started_at__lt=now - PROVISIONING_STUCK_AFTER)
     )
@@ -177,8 +213,8 @@ def _retry_stuck_instances(report: Report) -> None:
         _provision_again(instance, report.retried, report)
 
 
-def _retry_teardowns(report: Report) -> None:
-    for instance in Instance.objects.filter(status=Status.TERMINATING):
+def _retry_teardowns(instances, report: Report) -> None:
+    for instance in instances.filter(status=Status.TERMINATING):
         if instance_retry_teardown(instance_id=instance.pk):
             report.torn_down.append(instance.session_id)
 

@@ -26,6 +26,7 @@ from sessions_app.errors import (
 from sessions_app.messages import ENDINGS
 from sessions_app.models import Instance, Playground, Session, hash_secret, new_secret, new_session_id
 from sessions_app.selectors import session_get
+from sessions_app.services.hosts import OUT_OF_CAPACITY_RETRY, host_place
 from sessions_app.services.instances import enqueue_provision, instance_terminate
 from sessions_app.services.prepared import prepared_take
 
@@ -33,7 +34,6 @@ logger = logging.getLogger(__name__)
 
 # The key of the PostgreSQL advisory lock that serializes session creation.
 SESSION_CREATION_LOCK = 0x706C6179  # "play"
-OUT_OF_CAPACITY_RETRY = 30  # seconds: the most a full host asks a client to wait before it tries again
 
 
 class Opened(NamedTuple):
@@ -93,7 +93,8 @@ def session_create(
     access_token = new_secret()
     with transaction.atomic():
         _check_limits(owner=owner, client_address=client_address, now=now, per_client=per_client_limit)
-        prepared = prepared_take(playground=playground, image=image, template=lab)
+        host = host_place(image=image)
+        prepared = prepared_take(playground=playground, image=image, template=lab, host=host)
         session = Session.objects.create(
             id=prepared.pk if prepared else new_session_id(),
             created_at=now,
@@ -106,14 +107,19 @@ def session_create(
             client_agent=client_agent[:300],
             expires_at=now + duration,
         )
-        # A prepared instance's disk and volume are named by its token: keep it.
         # A prepared instance's disk and volume are named by its token: keep
         # it. A prepared instance of a template was set up before it was ready.
         storage = {"storage_token": prepared.storage_token, "set_up_at": now} if prepared else {}
-        instance = Instance.objects.create(session=session, image=image, **storage)
+        instance = Instance.objects.create(session=session, image=image, host=host, **storage)
         enqueue_provision(instance)
     set_session(session.id)  # what follows in this request or task is about it
-    logger.info("session %s opened in playground %s for %s", session.id, playground.id, owner or client_address)
+    logger.info(
+        "session %s opened in playground %s on host %s for %s",
+        session.id,
+        playground.id,
+        host.name,
+        owner or client_address,
+    )
     return Opened(session, access_token)
 
 

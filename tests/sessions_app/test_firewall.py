@@ -265,7 +265,7 @@ def test_it_fails_the_instance_with_a_readable_error_before_docker_is_touched(sc
     script.installed, script.install_works = False, False
     engine = mock.MagicMock()
     monkeypatch.setattr(docker_backend, "docker_client", lambda **kwargs: engine)
-    monkeypatch.setattr(services.instances, "get_backend", lambda: docker_backend.DockerBackend())
+    monkeypatch.setattr(services.instances, "backend_for", lambda instance: docker_backend.DockerBackend())
     instance = make_instance()
 
     services.instance_provision(instance_id=instance.pk)

@@ -146,14 +146,14 @@ def test_one_refill_runs_at_a_time(fake_engine):
 
     from sessions_app import tasks
 
-    cache.add(tasks.PREPARE_LOCK, True)
+    cache.add(tasks.prepare_lock("local"), True)
     tasks.prepare_sessions()
     assert prepared_ids() == set()
 
-    cache.delete(tasks.PREPARE_LOCK)
+    cache.delete(tasks.prepare_lock("local"))
     tasks.prepare_sessions()
     assert len(prepared_ids()) == 3
-    assert cache.get(tasks.PREPARE_LOCK) is None
+    assert cache.get(tasks.prepare_lock("local")) is None
 
 
 def test_the_reconciler_replaces_a_prepared_instance_that_stopped(run_on_commit, fake_engine):
