@@ -262,7 +262,9 @@ class Instance(models.Model):
     image = models.CharField(max_length=200)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     error = models.TextField(blank=True)
-    failure_reason = models.CharField(max_length=40, blank=True, help_text="Short reason, for metrics.")
+    failure_reason = models.CharField(
+        max_length=40, blank=True, help_text="Why it failed, in a word: timeout, setup_failed, host_down…"
+    )
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Times provisioning was started.")
     provision_seconds = models.FloatField(null=True, blank=True, help_text="From creation to running.")
     container_id = models.CharField(max_length=64, blank=True)

@@ -268,6 +268,7 @@ class InstanceSerializer(serializers.ModelSerializer):
             "ip_address",
             "docker_host",
             "error",
+            "failure_reason",
             "created_at",
             "running_at",
         ]
@@ -282,8 +283,10 @@ class InstanceSerializer(serializers.ModelSerializer):
             "status": instance.status,
             "image": instance.image,
             "ip_address": instance.ip_address,
-            "docker_host": instance.docker_host,
+            # The Docker host's name, not its engine's address.
+            "docker_host": instance.host.name if instance.host_id else "",
             "error": instance.error,
+            "failure_reason": instance.failure_reason,
             "created_at": _iso(instance.created_at),
             "running_at": _iso(instance.running_at),
         }

@@ -58,5 +58,12 @@ class Migration(migrations.Migration):
             name='host',
             field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='prepared_sessions', to='sessions_app.dockerhost'),
         ),
+        migrations.AlterField(
+            model_name="instance",
+            name="failure_reason",
+            field=models.CharField(
+                blank=True, help_text="Why it failed, in a word: timeout, setup_failed, host_down…", max_length=40
+            ),
+        ),
         migrations.RunPython(make_first_host, migrations.RunPython.noop),
     ]

@@ -34,7 +34,7 @@ from sessions_app.models import Instance
 from tests.integration.test_instance_security import sessions  # noqa: F401 (a fixture)
 from tests.integration.test_sessions_on_docker import create_session
 from tests.support.api import api
-from tests.support.stack import ROOT, Worker, wait_for
+from tests.support.stack import FIRST_HOST, ROOT, Worker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -248,12 +248,17 @@ def neighbour_servers(neighbour):
 
 
 @pytest.fixture
-def worker_with(worker_env, private_queue):
-    """worker_with(**settings): a worker of this test's queue, with these settings on top of the usual."""
+def worker_with(worker_env, private_queue, platform):
+    """worker_with(**settings): a worker of this test's queue, with these settings on top of the usual,
+    serving the Docker host alone (renamed for the test, as start_worker does)."""
+    from sessions_app.models import DockerHost
+
+    DockerHost.objects.filter(name=FIRST_HOST).update(name=private_queue)
     started: list[Worker] = []
 
     def start(**settings: str) -> Worker:
-        started.append(Worker({**worker_env, **settings}, f"firewall-{uuid.uuid4().hex[:6]}", private_queue).start())
+        queues = f"{private_queue},host.{private_queue}"
+        started.append(Worker({**worker_env, **settings}, f"firewall-{uuid.uuid4().hex[:6]}", queues).start())
         return started[-1]
 
     yield start

@@ -180,7 +180,7 @@ class PlatformProcess:
 class Worker(PlatformProcess):
     """A real `celery -A playground worker` on the test database."""
 
-    def __init__(self, env: dict[str, str], name: str, queue: str = "celery", pool: str = "prefork") -> None:
+    def __init__(self, env: dict[str, str], name: str, queue: str = "celery,host.local", pool: str = "prefork") -> None:
         super().__init__(env, f"worker-{name}")
         self.hostname = name
         self.queue = queue
@@ -221,6 +221,9 @@ def worker_env(django_db_setup, real_services) -> dict[str, str]:
     }
 
 
+FIRST_HOST = "local"  # the Docker host made by a migration, whose queue is host.local
+
+
 @pytest.fixture(scope="session")
 def worker(worker_env):
     running = Worker(worker_env, f"main-{uuid.uuid4().hex[:6]}").start()
@@ -240,12 +243,17 @@ def private_queue():
 
 
 @pytest.fixture
-def start_worker(worker_env, private_queue):
-    """Start workers on the test's private queue; they are stopped at its end."""
+def start_worker(worker_env, private_queue, platform):
+    """Start workers on the test's private queue, which serve the Docker host alone (renamed
+    for the test, so that the session's worker does not take its jobs); stopped at its end."""
+    from sessions_app.models import DockerHost
+
+    DockerHost.objects.filter(name=FIRST_HOST).update(name=private_queue)
     started: list[Worker] = []
 
     def start() -> Worker:
-        started.append(Worker(worker_env, f"extra-{uuid.uuid4().hex[:6]}", private_queue).start())
+        queues = f"{private_queue},host.{private_queue}"
+        started.append(Worker(worker_env, f"extra-{uuid.uuid4().hex[:6]}", queues).start())
         return started[-1]
 
     yield start
@@ -256,11 +264,12 @@ def start_worker(worker_env, private_queue):
 @pytest.fixture
 def platform(transactional_db, settings, docker_client, real_services):
     """The database state every integration test starts from, with test labels on Docker objects."""
-    from sessions_app.models import Playground
+    from sessions_app.models import DockerHost, Playground
 
     settings.PLAYGROUND_EXTRA_LABELS = {TEST_LABEL: "1"}
     settings.PLAYGROUND_PLATFORM_ID = PLATFORM_ID
     Playground.objects.get_or_create(pk="default")
+    DockerHost.objects.get_or_create(name=FIRST_HOST, defaults={"url": settings.DOCKER_HOST})
     return settings
 
 
