@@ -1,8 +1,9 @@
 """Liveness, readiness and metrics endpoints for load balancers and Prometheus.
 
 `/healthz` says only that the process answers. `/readyz` checks everything a
-request may need (the database, the Celery broker, the Docker engine and the
-DIND image) and names what is down. `/metrics` is the Prometheus exposition.
+request may need (the database, the Celery broker, an active Docker host whose
+engine answers and has the DIND image), names what is down, and reports each
+Docker host. `/metrics` is the Prometheus exposition.
 """
 
 import asyncio
@@ -14,13 +15,17 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 import docker
 from django.conf import settings
 from django.db import connection
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from playground.celery import app as celery_app
+from sessions_app.backends import engine_of
 from sessions_app.backends.docker import docker_client
 from sessions_app.errors import error_body
+from sessions_app.models import DockerHost
+from sessions_app.services.hosts import live_instances
 
 logger = logging.getLogger(__name__)
 
@@ -60,32 +65,75 @@ def check_broker(timeout: float) -> None:
                 raise OSError(f"the broker folder {folder} is missing or not writable")
 
 
-def check_docker(timeout: float) -> None:
-    client = docker_client(timeout=timeout)
-    try:
-        client.ping()
-    finally:
-        client.close()
-
-
-def check_dind_image(timeout: float) -> None:
-    client = docker_client(timeout=timeout)
-    try:
-        client.images.get(settings.PLAYGROUND_DIND_IMAGE)
-    except docker.errors.ImageNotFound:
-        raise LookupError(
-            f"the image {settings.PLAYGROUND_DIND_IMAGE} is missing (manage.py build_dind_image builds it)"
-        ) from None
-    finally:
-        client.close()
-
-
 CHECKS: dict[str, Callable[[float], None]] = {
     "database": check_database,
     "broker": check_broker,
-    "docker": check_docker,
-    "dind_image": check_dind_image,
 }
+
+
+# --- The Docker hosts -------------------------------------------------------------
+# Each host's engine is asked, from this process (which attaches terminals
+# to it), whether it answers and has the DIND image. The platform is ready
+# while one active host can take a session.
+
+
+def look_at_host(host: DockerHost, timeout: float) -> None:
+    """Raise unless the host's engine answers and has the DIND image."""
+    client = docker_client(timeout=timeout, engine=engine_of(host))
+    try:
+        client.ping()
+        try:
+            client.images.get(settings.PLAYGROUND_DIND_IMAGE)
+        except docker.errors.ImageNotFound:
+            raise ImageMissing(
+                f"the image {settings.PLAYGROUND_DIND_IMAGE} is missing (manage.py build_dind_image builds it)"
+            ) from None
+    finally:
+        client.close()
+
+
+class ImageMissing(LookupError):
+    pass
+
+
+def host_report(timeout: float) -> dict[str, dict]:
+    """Each host: its state, sessions and capacity, and what its engine answered now."""
+    try:
+        hosts = list(DockerHost.objects.annotate(used=Count("instances", filter=live_instances())).order_by("name"))
+    finally:
+        connection.close()  # see check_database
+    looks = {}
+    with ThreadPoolExecutor(max_workers=max(1, len(hosts)), thread_name_prefix="readyz-host") as pool:
+        futures = {host.name: pool.submit(look_at_host, host, timeout) for host in hosts}
+        for name, future in futures.items():
+            try:
+                future.result(timeout=timeout)
+                looks[name] = "ok"
+            except TimeoutError:
+                looks[name] = f"no answer within {timeout:g} s"
+            except ImageMissing as exc:
+                looks[name] = str(exc)
+            except Exception as exc:
+                looks[name] = describe_error(exc)
+    return {
+        host.name: {"state": host.state, "engine": looks[host.name], "sessions": host.used, "capacity": host.capacity}
+        for host in hosts
+    }
+
+
+def hosts_verdict(report: dict[str, dict]) -> dict[str, str]:
+    """The checks "docker" (an active host's engine answers) and "dind_image" (and has the image)."""
+    active = {name: host["engine"] for name, host in report.items() if host["state"] == "active"}
+    if not active:
+        none = "no Docker host is active (sessions_app.DockerHost, in the admin)"
+        return {"docker": none, "dind_image": none}
+    answering = {name: look for name, look in active.items() if look == "ok" or look.startswith("the image ")}
+    if not answering:
+        down = "; ".join(f"{name}: {look}" for name, look in active.items())
+        return {"docker": f"no active Docker host answers ({down})"[:MAX_ERROR_LENGTH], "dind_image": "unknown"}
+    if "ok" not in answering.values():
+        return {"docker": "ok", "dind_image": next(iter(answering.values()))}
+    return {"docker": "ok", "dind_image": "ok"}
 
 
 def describe_error(exc: BaseException) -> str:
@@ -138,17 +186,26 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     # Threads of their own, not the event loop's default executor: a check
     # that hangs past the deadline is left to end on its client's timeout,
     # and neither this answer nor the loop's shutdown waits for it.
-    executor = ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="readyz")
+    executor = ThreadPoolExecutor(max_workers=len(checks) + 1, thread_name_prefix="readyz")
     try:
+        hosts_looked = asyncio.get_running_loop().run_in_executor(executor, host_report, CHECK_TIMEOUT)
         results = await asyncio.gather(
             *(run_check(name, check, CHECK_TIMEOUT, executor) for name, check in checks.items())
         )
+        try:
+            # Each host is asked within CHECK_TIMEOUT; reading the hosts first takes the database.
+            hosts = await asyncio.wait_for(hosts_looked, 2 * CHECK_TIMEOUT)
+        except Exception as exc:
+            hosts, failure = {}, "no answer" if isinstance(exc, TimeoutError) else describe_error(exc)
+            outcome_of_hosts = {"docker": f"the Docker hosts could not be read: {failure}", "dind_image": "unknown"}
+        else:
+            outcome_of_hosts = hosts_verdict(hosts)
     finally:
         executor.shutdown(wait=False)
-    outcome = dict(zip(checks, results, strict=True))
-    ready = all(result == "ok" for result in results)
+    outcome = dict(zip(checks, results, strict=True)) | outcome_of_hosts
+    ready = all(result == "ok" for result in outcome.values())
     return JsonResponse(
-        {"status": "ready" if ready else "unavailable", "checks": outcome},
+        {"status": "ready" if ready else "unavailable", "checks": outcome, "hosts": hosts},
         status=200 if ready else 503,
     )
 

@@ -3,6 +3,7 @@ import re
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.db.models import Count
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -12,7 +13,7 @@ from playground.logcontext import log_id
 from sessions_app import services
 from sessions_app.errors import PlaygroundError
 from sessions_app.mirror import MirrorError, mirror_images, stored_size
-from sessions_app.models import Instance, Playground, Session, Share
+from sessions_app.models import DockerHost, Instance, Playground, Session, Share
 from sessions_app.selectors import session_instance
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,67 @@ class PlaygroundAdmin(admin.ModelAdmin):
     ]
 
 
+@admin.register(DockerHost)
+class DockerHostAdmin(admin.ModelAdmin):
+    """Docker hosts: an operator adds one, drains it for maintenance, or marks it down.
+
+    A change of state goes through services.host_set_state: marking a host
+    down shows its sessions failed (host_down); making it active again
+    reconciles its instances.
+    """
+
+    list_display = ["name", "url", "state", "sessions", "capacity", "seen_at", "problem"]
+    list_filter = ["state"]
+    readonly_fields = ["seen_at", "checked_at", "problem", "images", "down_automatically", "created_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "url", "tls_path", "capacity", "state", "labels"]}),
+        (
+            "As its workers last saw it",
+            {"fields": ["seen_at", "checked_at", "problem", "images", "down_automatically", "created_at"]},
+        ),
+    ]
+    actions = ["drain", "activate", "mark_down"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(used=Count("instances", filter=services.live_instances()))
+
+    @admin.display(description="sessions", ordering="used")
+    def sessions(self, host: DockerHost) -> int:
+        return host.used
+
+    def save_model(self, request, obj: DockerHost, form, change) -> None:
+        state = obj.state
+        if change and "state" in form.changed_data:
+            obj.state = form.initial["state"]  # the service changes it, and what goes with it
+        super().save_model(request, obj, form, change)
+        if change and "state" in form.changed_data:
+            services.host_set_state(host=obj, state=state)
+            obj.refresh_from_db()
+
+    def has_delete_permission(self, request, obj: DockerHost | None = None) -> bool:
+        # A host that still runs sessions is drained first, not deleted.
+        if obj is not None and services.host_usage().get(obj.name):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def _set(self, request, queryset, state: str) -> None:
+        for host in queryset:
+            services.host_set_state(host=host, state=state)
+        self.message_user(request, f"{queryset.count()} host(s) {state}.", messages.SUCCESS)
+
+    @admin.action(description="Drain: no new sessions, those it has run to their end")
+    def drain(self, request, queryset) -> None:
+        self._set(request, queryset, DockerHost.State.DRAINING)
+
+    @admin.action(description="Activate: takes new sessions (a host that was down is reconciled)")
+    def activate(self, request, queryset) -> None:
+        self._set(request, queryset, DockerHost.State.ACTIVE)
+
+    @admin.action(description="Mark down: its sessions are shown failed until it is active again")
+    def mark_down(self, request, queryset) -> None:
+        self._set(request, queryset, DockerHost.State.DOWN)
+
+
 # How many of the newest sessions a search by log hash looks through.
 LOG_ID_SEARCH_LIMIT = 20_000
 
@@ -65,6 +127,7 @@ class InstanceInline(admin.StackedInline):
         "attempts",
         "container_id",
         "container_name",
+        "host",
         "docker_host",
         "ip_address",
         "created_at",
@@ -159,9 +222,9 @@ class SessionAdmin(admin.ModelAdmin):
         return instance.status if instance else "-"
 
     @admin.display(description="Docker host")
-    def docker_host(self, session: Session) -> str:
+    def docker_host(self, session: Session) -> str:  # the Docker host's name
         instance = self._instance(session)
-        return (instance.docker_host if instance else "") or "-"
+        return (instance.host.name if instance and instance.host_id else "") or "-"
 
     @admin.display(description="IP address")
     def ip_address(self, session: Session) -> str:

@@ -11,11 +11,13 @@ from collections import Counter
 
 from django.db import DatabaseError
 from django.db.models import Count, Q, Sum
+from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from sessions_app.models import Instance, PreparedSession, Session
+from sessions_app.models import DockerHost, Instance, PreparedSession, Session
+from sessions_app.services.hosts import live_instances
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,12 @@ PROVISIONING_BUCKETS = (0.5, 1, 1.5, 2, 3, 5, 8, 13, 20, 30, 60)
 
 
 PREPARED_HELP = "Prepared sessions whose instance runs, waiting to be handed out."
+HOST_SESSIONS_HELP = "Open sessions placed on each Docker host."
+HOST_CAPACITY_HELP = "Sessions each Docker host may run at once."
+HOST_PREPARED_HELP = "Prepared sessions ready on each Docker host."
+HOST_STATE_HELP = "Each Docker host's state (1 for the one it is in)."
+HOST_SEEN_HELP = "Seconds since each Docker host's engine last answered its workers."
+HOST_PROVISIONING_HELP = "Seconds from creation to a running instance, by Docker host."
 
 
 class DatabaseCollector(Collector):
@@ -49,6 +57,18 @@ class DatabaseCollector(Collector):
                 "playground_provisioning_failures", "Instances that failed to start, by reason.", labels=["reason"]
             ),
             GaugeMetricFamily("playground_prepared_sessions", PREPARED_HELP),
+            *self.host_families(),
+        ]
+
+    @staticmethod
+    def host_families() -> list:
+        return [
+            GaugeMetricFamily("playground_host_sessions", HOST_SESSIONS_HELP, labels=["host"]),
+            GaugeMetricFamily("playground_host_capacity", HOST_CAPACITY_HELP, labels=["host"]),
+            GaugeMetricFamily("playground_host_prepared_sessions", HOST_PREPARED_HELP, labels=["host"]),
+            GaugeMetricFamily("playground_host_state", HOST_STATE_HELP, labels=["host", "state"]),
+            GaugeMetricFamily("playground_host_seen_seconds_ago", HOST_SEEN_HELP, labels=["host"]),
+            HistogramMetricFamily("playground_host_provisioning_seconds", HOST_PROVISIONING_HELP, labels=["host"]),
         ]
 
     def collect(self):
@@ -59,6 +79,8 @@ class DatabaseCollector(Collector):
                 self.provisioning_seconds(),
                 self.provisioning_failures(),
                 self.prepared_sessions(),
+                *self.hosts(),
+                self.host_provisioning_seconds(),
             ]
         except DatabaseError as exc:
             # Leave these figures out rather than fail the whole scrape: the
@@ -113,21 +135,46 @@ class DatabaseCollector(Collector):
     @staticmethod
     def provisioning_seconds() -> HistogramMetricFamily:
         # One query: a conditional count per bucket, the total and the sum.
-        buckets = {
-            f"le_{i}": Count("pk", filter=Q(provision_seconds__lte=bound))
-            for i, bound in enumerate(PROVISIONING_BUCKETS)
-        }
         figures = Instance.objects.filter(provision_seconds__isnull=False).aggregate(
-            count=Count("pk"), total=Sum("provision_seconds"), **buckets
+            count=Count("pk"), total=Sum("provision_seconds"), **_bucket_counts()
         )
-        cumulative = [(floatToGoString(bound), figures[f"le_{i}"]) for i, bound in enumerate(PROVISIONING_BUCKETS)]
-        cumulative.append(("+Inf", figures["count"]))
         return HistogramMetricFamily(
             "playground_provisioning_seconds",
             "Seconds from creation to a running instance.",
-            buckets=cumulative,
+            buckets=_cumulative(figures),
             sum_value=figures["total"] or 0.0,
         )
+
+    @staticmethod
+    def hosts() -> list[GaugeMetricFamily]:
+        sessions, capacity, prepared, state, seen = DatabaseCollector.host_families()[:5]
+        hosts = DockerHost.objects.annotate(
+            used=Count("instances", filter=live_instances(), distinct=True),
+            prepared=Count("prepared_sessions", filter=Q(prepared_sessions__ready=True), distinct=True),
+        ).order_by("name")
+        now = timezone.now()
+        for host in hosts:
+            sessions.add_metric([host.name], host.used)
+            capacity.add_metric([host.name], host.capacity)
+            prepared.add_metric([host.name], host.prepared)
+            for value in DockerHost.State.values:
+                state.add_metric([host.name, value], 1 if host.state == value else 0)
+            if host.seen_at is not None:
+                seen.add_metric([host.name], (now - host.seen_at).total_seconds())
+        return [sessions, capacity, prepared, state, seen]
+
+    @staticmethod
+    def host_provisioning_seconds() -> HistogramMetricFamily:
+        family = HistogramMetricFamily("playground_host_provisioning_seconds", HOST_PROVISIONING_HELP, labels=["host"])
+        rows = (
+            Instance.objects.filter(provision_seconds__isnull=False, host__isnull=False)
+            .order_by()
+            .values("host__name")
+            .annotate(count=Count("pk"), total=Sum("provision_seconds"), **_bucket_counts())
+        )
+        for row in sorted(rows, key=lambda row: row["host__name"]):
+            family.add_metric([row["host__name"]], _cumulative(row), sum_value=row["total"] or 0.0)
+        return family
 
     @staticmethod
     def provisioning_failures() -> CounterMetricFamily:
@@ -141,6 +188,18 @@ class DatabaseCollector(Collector):
         for reason, count in sorted(failed.annotate(n=Count("pk"))):
             family.add_metric([reason], count)
         return family
+
+
+def _bucket_counts() -> dict:
+    """A conditional count of instances per bucket of PROVISIONING_BUCKETS."""
+    return {
+        f"le_{i}": Count("pk", filter=Q(provision_seconds__lte=bound)) for i, bound in enumerate(PROVISIONING_BUCKETS)
+    }
+
+
+def _cumulative(figures: dict) -> list[tuple[str, int]]:
+    buckets = [(floatToGoString(bound), figures[f"le_{i}"]) for i, bound in enumerate(PROVISIONING_BUCKETS)]
+    return [*buckets, ("+Inf", figures["count"])]
 
 
 def register(registry: CollectorRegistry) -> None:

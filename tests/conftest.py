@@ -30,7 +30,7 @@ def use_backend(settings, fake_engine):
 
 # Fixtures of the real stack (Docker, PostgreSQL, Redis, Daphne, a worker),
 # shared by the integration and browser tests.
-pytest_plugins = ["tests.support.stack"]
+pytest_plugins = ["tests.support.stack", "tests.support.engines"]
 
 
 @pytest.fixture(autouse=True)

@@ -42,6 +42,7 @@ from sessions_app.services.hosts import (
     host_set_state,
     host_usage,
     hosts_check,
+    live_instances,
 )
 from sessions_app.services.instances import (
     instance_create,
@@ -82,6 +83,7 @@ __all__ = [
     "host_set_state",
     "host_usage",
     "hosts_check",
+    "live_instances",
     "Download",
     "Opened",
     "files_download",

@@ -12,7 +12,6 @@ from sessions_app.models import DockerHost, Instance
 from sessions_app.services import host_set_state
 from tests.integration.test_sessions_on_docker import containers_of, wait_until_running
 from tests.support.api import api
-from tests.support.engines import second_engine  # noqa: F401 (a fixture)
 from tests.support.learner import Learner, close_session
 from tests.support.stack import FIRST_HOST, Worker, wait_for
 
@@ -22,7 +21,7 @@ SECOND_HOST = "second"
 
 
 @pytest.fixture
-def second_host(platform, second_engine, worker_env):  # noqa: F811
+def second_host(platform, second_engine, worker_env):
     """The second engine as a Docker host, with a worker of its queue next to it."""
     host = DockerHost.objects.create(name=SECOND_HOST, url=second_engine.url)
     worker = Worker(worker_env, f"second-{uuid.uuid4().hex[:6]}", f"host.{SECOND_HOST}", pool="threads").start()
@@ -60,7 +59,7 @@ def test_placement_spreads_sessions_by_free_capacity_and_refuses_when_all_are_fu
     web,
     second_host,
     docker_client,
-    second_engine,  # noqa: F811
+    second_engine,
 ):
     DockerHost.objects.filter(name=FIRST_HOST).update(capacity=2)
     DockerHost.objects.filter(name=SECOND_HOST).update(capacity=3)
@@ -82,7 +81,7 @@ def test_placement_spreads_sessions_by_free_capacity_and_refuses_when_all_are_fu
         close_session(web, session_id)
 
 
-def test_a_session_on_the_second_host_has_a_working_terminal(platform, web, second_host, second_engine):  # noqa: F811
+def test_a_session_on_the_second_host_has_a_working_terminal(platform, web, second_host, second_engine):
     host_set_state(host=DockerHost.objects.get(name=FIRST_HOST), state=DockerHost.State.DRAINING)
 
     session_id = open_session(web)
@@ -99,7 +98,7 @@ def test_draining_a_host_sends_new_sessions_elsewhere_and_lets_its_own_run(
     platform,
     web,
     second_host,
-    docker_client,  # noqa: F811
+    docker_client,
 ):
     DockerHost.objects.filter(name=FIRST_HOST).update(capacity=1)
     on_second = open_session(web)  # more free places there
@@ -124,7 +123,7 @@ def test_a_stopped_engine_marks_its_sessions_host_down_and_they_return_with_it(
     web,
     second_host,
     second_engine,
-    beat,  # noqa: F811
+    beat,
 ):
     DockerHost.objects.filter(name=FIRST_HOST).update(capacity=1)
     DockerHost.objects.filter(name=SECOND_HOST).update(capacity=2)

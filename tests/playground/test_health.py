@@ -8,6 +8,8 @@ from django.db import OperationalError
 from django.test import Client
 
 from playground import health
+from sessions_app.models import DockerHost
+from tests.factories import make_host
 
 pytestmark = pytest.mark.django_db
 
@@ -20,9 +22,12 @@ def answers(timeout: float) -> None:
 
 @pytest.fixture
 def docker_up(monkeypatch):
-    """Unit tests may run where no Docker engine answers: pretend it does."""
-    monkeypatch.setitem(health.CHECKS, "docker", answers)
-    monkeypatch.setitem(health.CHECKS, "dind_image", answers)
+    """Unit tests may run where no Docker engine answers: pretend the hosts' engines do."""
+    make_host()
+    monkeypatch.setattr(health, "look_at_host", lambda host, timeout: None)
+
+
+LOCAL_UP = {"local": {"state": "active", "engine": "ok", "sessions": 0, "capacity": 100}}
 
 
 def failing(exc: Exception):
@@ -48,7 +53,7 @@ def test_it_is_ready_when_the_database_broker_and_docker_answer(client, docker_u
     response = client.get("/readyz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": ALL_OK}
+    assert response.json() == {"status": "ready", "checks": ALL_OK, "hosts": LOCAL_UP}
 
 
 def test_it_answers_head_and_a_trailing_slash(client, docker_up):
@@ -72,32 +77,76 @@ def test_it_names_the_component_that_is_down_and_reports_the_others(client, dock
             **ALL_OK,
             "database": 'connection to server at "127.0.0.1", port 5432 failed: Connection refused',
         },
+        "hosts": LOCAL_UP,
     }
 
 
-def test_it_reports_a_missing_dind_image(client, docker_up, monkeypatch, settings):
-    settings.PLAYGROUND_DIND_IMAGE = "playground-dind:missing"
+class Engine:
+    """A client of an engine that answers, without the DIND image."""
 
-    class Images:
-        def get(self, name):
+    class images:
+        @staticmethod
+        def get(name):
             raise docker.errors.ImageNotFound(f"No such image: {name}")
 
-    class Engine:
-        images = Images()
+    def ping(self):
+        return True
 
-        def close(self):
-            pass
+    def close(self):
+        pass
 
-    monkeypatch.setattr(health, "docker_client", lambda timeout: Engine())
-    monkeypatch.setitem(health.CHECKS, "dind_image", health.check_dind_image)
+
+def test_it_reports_a_missing_dind_image(client, monkeypatch, settings):
+    make_host()
+    settings.PLAYGROUND_DIND_IMAGE = "playground-dind:missing"
+    monkeypatch.setattr(health, "docker_client", lambda timeout, engine: Engine())
 
     response = client.get("/readyz")
 
     assert response.status_code == 503
-    assert response.json()["checks"] == {
-        **ALL_OK,
-        "dind_image": "the image playground-dind:missing is missing (manage.py build_dind_image builds it)",
-    }
+    missing = "the image playground-dind:missing is missing (manage.py build_dind_image builds it)"
+    assert response.json()["checks"] == {**ALL_OK, "dind_image": missing}
+    assert response.json()["hosts"]["local"]["engine"] == missing
+
+
+@pytest.mark.django_db(transaction=True)  # the hosts are read in another thread
+def test_it_is_ready_while_one_active_host_answers_and_reports_the_others(client, monkeypatch):
+    make_host()
+    make_host("second", url="tcp://10.0.0.9:2376", capacity=40)
+    make_host("third", url="tcp://10.0.0.10:2376", state=DockerHost.State.DRAINING)
+
+    def look(host, timeout):
+        if host.name != "local":
+            raise ConnectionError(f"Connection refused by {host.url}")
+
+    monkeypatch.setattr(health, "look_at_host", look)
+    response = client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.json()["checks"] == ALL_OK
+    assert response.json()["hosts"] == {
+        **LOCAL_UP,
+        "second": {"state": "active", "engine": "Connection refused by tcp://10.0.0.9:2376", "sessions": 0,
+                   "capacity": 40},
+        "third": {"state": "draining", "engine": "Connection refused by tcp://10.0.0.10:2376", "sessions": 0,
+                  "capacity": 100},
+    }  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)  # the hosts are read in another thread
+def test_it_is_unavailable_when_no_active_host_answers(client, monkeypatch):
+    make_host()
+    make_host("second", url="tcp://10.0.0.9:2376", state=DockerHost.State.DRAINING)
+    monkeypatch.setattr(health, "look_at_host", failing_look)
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["docker"] == "no active Docker host answers (local: Connection refused)"
+
+
+def failing_look(host, timeout):
+    raise ConnectionError("Connection refused")
 
 
 def test_it_does_not_wait_for_a_component_that_hangs(client, docker_up, monkeypatch):
@@ -111,6 +160,7 @@ def test_it_does_not_wait_for_a_component_that_hangs(client, docker_up, monkeypa
 
     assert response.status_code == 503
     assert response.json()["checks"] == {**ALL_OK, "broker": "no answer within 0.05 s"}
+    assert response.json()["hosts"] == LOCAL_UP
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])

@@ -317,3 +317,19 @@ def test_the_entrypoint_writes_the_mirror_into_the_inner_daemon_json(tmp_path, r
     # Started again without a mirror: the platform's configuration is gone.
     run_mirror_setup(home, rootless=rootless, mirror="", etc=etc)
     assert not config.exists()
+
+
+def test_egress_rules_go_only_with_a_bridge_gone_from_the_machine(monkeypatch, settings):
+    # Another engine on the machine (a second Docker host) has bridges this
+    # engine does not list: their rules stay. "lo" stands for such a bridge.
+    from sessions_app.backends import docker as docker_backend
+
+    settings.PLAYGROUND_FIREWALL_NETNS = ""
+    removed = []
+    monkeypatch.setattr(docker_backend, "egress_interfaces", lambda: {"lo": True, "br-0123456789ab": True})
+    monkeypatch.setattr(docker_backend, "egress_remove", lambda *, interface: removed.append(interface))
+    backend = DockerBackend()
+    monkeypatch.setattr(backend.client.api, "networks", lambda: [])
+
+    assert backend.egress_reconcile() == ([], ["br-0123456789ab"])
+    assert removed == ["br-0123456789ab"]

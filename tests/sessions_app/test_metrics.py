@@ -12,7 +12,7 @@ from playground.asgi import application
 from sessions_app.metrics import DatabaseCollector
 from sessions_app.models import Instance
 from terminals import metrics as terminal_metrics
-from tests.factories import make_instance, make_session
+from tests.factories import make_host, make_instance, make_session
 
 
 def scrape(client) -> list[str]:
@@ -115,6 +115,38 @@ def test_it_builds_the_provisioning_histogram_from_the_recorded_times(client):
     ]
     assert samples(lines, "playground_provisioning_seconds_count") == ["playground_provisioning_seconds_count 5.0"]
     assert samples(lines, "playground_provisioning_seconds_sum") == ["playground_provisioning_seconds_sum 49.8"]
+
+
+@pytest.mark.django_db
+def test_it_reports_each_docker_host(client):
+    local = make_host(capacity=10)
+    second = make_host("second", capacity=40, state="draining", seen_at=None)
+    for seconds in (0.4, 2.5):
+        make_instance(status="running", provision_seconds=seconds, host=second)
+    make_instance(status="running", provision_seconds=1.2, host=local)
+    make_instance(status="terminated", provision_seconds=1.0, host=local, session=make_session(status="closed"))
+
+    lines = scrape(client)
+
+    assert samples(lines, "playground_host_sessions") == [
+        'playground_host_sessions{host="local"} 1.0',
+        'playground_host_sessions{host="second"} 2.0',
+    ]
+    assert samples(lines, "playground_host_capacity") == [
+        'playground_host_capacity{host="local"} 10.0',
+        'playground_host_capacity{host="second"} 40.0',
+    ]
+    assert 'playground_host_state{host="second",state="draining"} 1.0' in lines
+    assert 'playground_host_state{host="second",state="active"} 0.0' in lines
+    assert samples(lines, "playground_host_provisioning_seconds_count") == [
+        'playground_host_provisioning_seconds_count{host="local"} 2.0',
+        'playground_host_provisioning_seconds_count{host="second"} 2.0',
+    ]
+    assert 'playground_host_provisioning_seconds_bucket{host="second",le="1.0"} 1.0' in lines
+    assert samples(lines, "playground_host_provisioning_seconds_sum") == [
+        'playground_host_provisioning_seconds_sum{host="local"} 2.2',
+        'playground_host_provisioning_seconds_sum{host="second"} 2.9',
+    ]
 
 
 @pytest.mark.django_db
