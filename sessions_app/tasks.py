@@ -145,7 +145,8 @@ def reap_expired_sessions() -> None:
 def reconcile() -> None:
     """Each host's reconciler, on its own queue; a host that is down waits until it returns."""
     for name in _host_names(exclude_state="down"):
-        reconcile_host.delay(name)
+        # Not kept past the next run: a host whose workers are away does not pile them up.
+        reconcile_host.apply_async((name,), expires=60)
 
 
 @shared_task(ignore_result=True, **DATABASE_OUTAGE)
