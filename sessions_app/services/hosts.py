@@ -5,10 +5,10 @@ host answers, and what becomes of the sessions of one that does not.
   capacity among those that have its image (as their worker last saw).
 - Health: each host's workers, next to it, look at its engine every few
   seconds (host_look, from a thread of the worker: a queue full of jobs does
-  not delay it). A host not seen for PLAYGROUND_HOST_DOWN_AFTER seconds is
-  marked down (hosts_check): its instances are shown failed, reason
-  `host_down`. Once its engine answers again it is active again, and its
-  reconciler brings its instances back.
+  not delay it). A host whose engine has not answered them for
+  PLAYGROUND_HOST_DOWN_AFTER seconds is marked down (hosts_check): its
+  instances are shown failed, reason `host_down`. Once its engine answers
+  again it is active again, and its reconciler brings its instances back.
 - Draining: no new sessions go there; those it has run to their end, and
   its prepared sessions are removed.
 """
@@ -17,6 +17,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -35,6 +36,9 @@ OUT_OF_CAPACITY_RETRY = 30  # seconds: the most a full platform asks a client to
 HOST_DOWN_REASON = "host_down"
 HOST_DOWN_MESSAGE = "The Docker host of this instance is down; the instance comes back when its host does."
 MAX_PROBLEM_LENGTH = 300
+LAST_CHECK = "playground:hosts-checked-at"
+CHECKS_CONTINUOUS_WITHIN = 60  # seconds between two checks (beat: 10) beyond which the next one judges nothing
+SILENT_WORKERS_FACTOR = 3
 
 
 def host_get(*, name: str) -> DockerHost | None:
@@ -101,13 +105,27 @@ def host_look(*, name: str) -> bool | None:
 
 
 def hosts_check(*, now: datetime | None = None) -> list[str]:
-    """Mark down each host not seen for PLAYGROUND_HOST_DOWN_AFTER; the names of those it marked."""
+    """Mark down each host whose engine has not answered for long enough; the names of those it marked.
+
+    PLAYGROUND_HOST_DOWN_AFTER when its workers look and the engine does not
+    answer them; three times that when its workers do not report either (the
+    whole machine may be gone, or its workers only restarting: their
+    sessions' terminals do not depend on them). Nothing is marked when this
+    check itself did not run for a while (the database or beat was away):
+    the watches report again first.
+    """
     now = now or timezone.now()
-    silent_since = now - timedelta(seconds=settings.PLAYGROUND_HOST_DOWN_AFTER)
+    last_check = cache.get(LAST_CHECK)
+    cache.set(LAST_CHECK, now.timestamp(), timeout=None)
+    if last_check is None or now.timestamp() - last_check > CHECKS_CONTINUOUS_WITHIN:
+        return []
     marked = []
     for host in DockerHost.objects.exclude(state=State.DOWN):
-        if (host.seen_at or host.created_at) < silent_since:
-            why = host.problem or "its workers did not report"
+        seen = host.seen_at or host.created_at
+        engine_fails = host.checked_at is not None and host.checked_at > seen
+        allowed = settings.PLAYGROUND_HOST_DOWN_AFTER * (1 if engine_fails else SILENT_WORKERS_FACTOR)
+        if seen < now - timedelta(seconds=allowed):
+            why = (host.problem or "its engine did not answer") if engine_fails else "its workers did not report"
             if host_mark_down(host=host, automatically=True, why=why):
                 marked.append(host.name)
     return marked

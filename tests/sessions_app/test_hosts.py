@@ -5,12 +5,14 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.admin.sites import site
+from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
 from sessions_app import services, tasks
 from sessions_app.backends import engine_of, get_backend
 from sessions_app.models import DockerHost, Instance, PreparedSession
+from sessions_app.services.hosts import LAST_CHECK
 from tests.factories import make_host, make_playground, make_user
 
 pytestmark = pytest.mark.django_db
@@ -22,6 +24,7 @@ State = DockerHost.State
 def _backend(use_backend, settings):
     settings.PLAYGROUND_PREPARED_SESSIONS = 0
     make_playground()
+    cache.delete(LAST_CHECK)  # no check of the hosts ran before
 
 
 def open_session(api, run_on_commit):
@@ -141,23 +144,54 @@ def test_a_draining_host_loses_its_prepared_sessions(settings, fake_engine):
 # --- A host that stops answering, and returns ----------------------------------------------
 
 
-def test_a_host_not_seen_for_a_while_is_marked_down_and_its_sessions_shown_failed(api, run_on_commit, settings):
+def checks_every_10_s(now, seconds: int) -> list[list[str]]:
+    """What beat's check of the hosts marks down at each run, every 10 s for that long."""
+    return [services.hosts_check(now=now + timedelta(seconds=t)) for t in range(0, seconds + 1, 10)]
+
+
+def test_a_host_whose_engine_stops_answering_is_marked_down_and_its_sessions_shown_failed(api, run_on_commit, settings):
     settings.PLAYGROUND_HOST_DOWN_AFTER = 30
     now = timezone.now()
-    make_host(capacity=1, seen_at=now)
-    second = make_host("second", capacity=2, seen_at=now - timedelta(seconds=10))
+    image = [settings.PLAYGROUND_DIND_IMAGE]
+    later = now + timedelta(seconds=60)
+    make_host(capacity=1, seen_at=later, checked_at=later, images=image)
+    # Its workers look, and the engine has not answered them for 10 s.
+    second = make_host(
+        "second", capacity=2, seen_at=now - timedelta(seconds=10), checked_at=now, problem="refused", images=image
+    )
     on_second, on_first = opened(api, run_on_commit), opened(api, run_on_commit)
-    assert (host_of(on_first), host_of(on_second)) == ("local", "second")
+    assert (host_of(on_second), host_of(on_first)) == ("second", "local")
 
-    assert services.hosts_check(now=now) == []
-    assert services.hosts_check(now=now + timedelta(seconds=25)) == ["second"]
+    # (The first check judges nothing: no check ran before it.)
+    assert checks_every_10_s(now, 30) == [[], [], [], ["second"]]
 
     assert DockerHost.objects.get(pk=second.pk).state == State.DOWN
     shown = api.get(f"/sessions/{on_second}").json()["instance"]
     assert (shown["status"], shown["failure_reason"]) == ("failed", "host_down")
     assert "down" in shown["error"]
     assert api.get(f"/sessions/{on_first}").json()["instance"]["status"] == "running"
-    assert services.hosts_check(now=now + timedelta(seconds=60)) == ["local"]  # not seen either, by then
+
+
+def test_a_host_whose_workers_do_not_report_either_is_given_longer(settings):
+    settings.PLAYGROUND_HOST_DOWN_AFTER = 30
+    now = timezone.now()
+    # Its workers' last look saw the engine: then nothing (a machine gone, or its workers restarting).
+    make_host(seen_at=now, checked_at=now)
+
+    marked = checks_every_10_s(now, 100)
+
+    assert marked.index(["local"]) * 10 == 100  # 3 × 30 s, and at the first check past it
+    assert DockerHost.objects.get(name="local").state == State.DOWN
+
+
+def test_nothing_is_marked_down_by_a_check_after_a_gap(settings):
+    settings.PLAYGROUND_HOST_DOWN_AFTER = 30
+    now = timezone.now()
+    make_host(seen_at=now - timedelta(seconds=300), checked_at=now)  # the database was away, say
+
+    assert services.hosts_check(now=now - timedelta(seconds=120)) == []  # the last check before the gap
+    assert services.hosts_check(now=now) == []
+    assert services.hosts_check(now=now + timedelta(seconds=10)) == ["local"]
 
 
 def test_a_host_that_answers_again_is_active_and_its_instances_run_again(api, run_on_commit, fake_engine):
