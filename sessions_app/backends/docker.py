@@ -86,8 +86,16 @@ def docker_client(*, timeout: float = 30, engine: Engine | None = None) -> docke
     if engine.url.startswith("ssh://"):
         # The ssh binary and its configuration (keys, known hosts), as the docker CLI does.
         return docker.DockerClient(base_url=engine.url, timeout=timeout, use_ssh_client=True)
-    tls = _tls_config(engine) if engine.tls_path else None
-    return docker.DockerClient(base_url=engine.url, timeout=timeout, tls=tls)
+    if not engine.tls_path:
+        return docker.DockerClient(base_url=engine.url, timeout=timeout)
+    # A fixed API version: "auto" would ask the engine before the line below.
+    version = ATTACH_API_VERSION.removeprefix("v")
+    client = docker.DockerClient(base_url=engine.url, timeout=timeout, tls=_tls_config(engine), version=version)
+    # requests lets REQUESTS_CA_BUNDLE (set on many machines) override the
+    # client's own CA, and the engine's certificate would then be refused
+    # (psf/requests#3829): the host's CA is the one to trust here.
+    client.api.trust_env = False
+    return client
 
 
 def _tls_config(engine: Engine) -> docker.tls.TLSConfig:

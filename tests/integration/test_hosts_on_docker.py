@@ -5,6 +5,7 @@ by workers of its own queue."""
 import asyncio
 import uuid
 
+import docker
 import pytest
 
 from sessions_app.backends.docker import LABEL_SESSION
@@ -12,6 +13,7 @@ from sessions_app.models import DockerHost, Instance
 from sessions_app.services import host_set_state
 from tests.integration.test_sessions_on_docker import containers_of, wait_until_running
 from tests.support.api import api
+from tests.support.engines import TLS_DIR
 from tests.support.learner import Learner, close_session
 from tests.support.stack import FIRST_HOST, Worker, wait_for
 
@@ -155,3 +157,24 @@ def test_a_stopped_engine_marks_its_sessions_host_down_and_they_return_with_it(
     assert "back" in asyncio.run(learner_runs(web, on_second, "echo back"))
     for session_id in (on_second, on_first):
         close_session(web, session_id)
+
+
+def test_a_host_reached_over_tls_runs_sessions_and_their_terminals(platform, web, second_engine, worker_env):
+    # The web processes reach the engine over TCP with TLS client certificates;
+    # its worker, next to it, at its socket (PLAYGROUND_ENGINE_URLS).
+    DockerHost.objects.create(name=SECOND_HOST, url=second_engine.tls_url, tls_path=str(TLS_DIR))
+    host_set_state(host=DockerHost.objects.get(name=FIRST_HOST), state=DockerHost.State.DRAINING)
+    env = {**worker_env, "PLAYGROUND_ENGINE_URLS": f"{SECOND_HOST}={second_engine.url}"}
+    worker = Worker(env, f"second-tls-{uuid.uuid4().hex[:6]}", f"host.{SECOND_HOST}", pool="threads").start()
+    try:
+        session_id = open_session(web)
+
+        assert host_of(session_id) == SECOND_HOST
+        assert "over-tls" in asyncio.run(learner_runs(web, session_id, "echo over-tls"))
+        # Without a client certificate, the engine answers nobody.
+        with pytest.raises(docker.errors.DockerException):
+            docker.DockerClient(base_url=second_engine.tls_url, timeout=5).ping()
+        close_session(web, session_id)
+    finally:
+        worker.stop()
+        second_engine.remove_test_objects()

@@ -17,28 +17,54 @@ import docker
 import pytest
 from django.conf import settings
 
-from tests.support.stack import ARTIFACTS, TEST_LABEL, wait_for
+from tests.support.stack import ARTIFACTS, TEST_LABEL, free_port, wait_for
 
 RUN_DIR = Path("/run/playground-test-engine2")
 DATA_ROOT = Path("/var/lib/playground-test-engine2")
 ADDRESS_POOL = "base=10.203.0.0/16,size=24"
+TLS_DIR = RUN_DIR / "tls"  # the engine's certificate and key, and a client's (DOCKER_CERT_PATH's names)
+
+
+def make_certificates(folder: Path) -> None:
+    """A CA, the engine's certificate for 127.0.0.1, and a client certificate, as dockerd's TLS wants them."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=playground test CA",
+            "-keyout", "ca-key.pem", "-out", "ca.pem")  # fmt: skip
+    for name, extension in (("server", "subjectAltName=IP:127.0.0.1"), ("", "extendedKeyUsage=clientAuth")):
+        prefix = f"{name}-" if name else ""
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name or 'client'}",
+                "-keyout", f"{prefix}key.pem", "-out", f"{prefix}req.pem")  # fmt: skip
+        (folder / f"{prefix}ext.cnf").write_text(extension + "\n")
+        signing = ("-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "2")
+        openssl("x509", "-req", "-in", f"{prefix}req.pem", *signing, "-extfile", f"{prefix}ext.cnf",
+                "-out", f"{prefix}cert.pem")  # fmt: skip
 
 
 class SecondEngine:
     def __init__(self) -> None:
         self.socket = RUN_DIR / "docker.sock"
         self.url = f"unix://{self.socket}"
+        # The same engine over TCP, with TLS and client certificates (TLS_DIR).
+        self.tls_url = f"tcp://127.0.0.1:{free_port()}"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "SecondEngine":
         RUN_DIR.mkdir(parents=True, exist_ok=True)
         self._stop_a_stale_one()
+        if not (TLS_DIR / "cert.pem").exists():
+            make_certificates(TLS_DIR)
         ARTIFACTS.mkdir(exist_ok=True)
         log = (ARTIFACTS / "dockerd-second.log").open("ab")
         self.process = subprocess.Popen(
             [
                 "dockerd",
                 *("--host", self.url, "--data-root", str(DATA_ROOT), "--exec-root", str(RUN_DIR / "exec")),
+                *("--host", self.tls_url, "--tlsverify", "--tlscacert", str(TLS_DIR / "ca.pem")),
+                *("--tlscert", str(TLS_DIR / "server-cert.pem"), "--tlskey", str(TLS_DIR / "server-key.pem")),
                 *("--pidfile", str(RUN_DIR / "docker.pid"), "--bridge", "none"),
                 *("--iptables=false", "--ip6tables=false", "--default-address-pool", ADDRESS_POOL),
             ],
