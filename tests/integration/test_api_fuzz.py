@@ -37,9 +37,11 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", APP)
 
 @pytest.fixture(autouse=True)
 def fuzzable_platform(real_services, use_backend, settings):
-    from sessions_app.models import Playground
+    from sessions_app.models import DockerHost, Playground
 
     Playground.objects.get_or_create(pk="default")
+    # A host with room for every session the fuzzer opens (on the fake backend).
+    DockerHost.objects.update_or_create(name="local", defaults={"url": settings.DOCKER_HOST, "capacity": 1_000_000})
     # The fuzzer opens many sessions from one address within a minute; the
     # limits have tests of their own and are not what is fuzzed here.
     settings.PLAYGROUND_MAX_SESSIONS = 1_000_000
