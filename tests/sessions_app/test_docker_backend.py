@@ -333,3 +333,24 @@ def test_egress_rules_go_only_with_a_bridge_gone_from_the_machine(monkeypatch, s
 
     assert backend.egress_reconcile() == ([], ["br-0123456789ab"])
     assert removed == ["br-0123456789ab"]
+
+
+def test_a_terminal_of_an_ssh_host_goes_through_the_engine_s_own_dial_stdio(monkeypatch):
+    # As the docker CLI reaches an engine at ssh:// (checked by hand against a
+    # real sshd: see docs/scaling.md); here, what is run.
+    import asyncio
+
+    from sessions_app.backends import Engine
+
+    ran = []
+
+    async def exec_(*args, **kwargs):
+        ran.append(args)
+        return SimpleNamespace(stdout="reader", stdin="writer")
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", exec_)
+    backend = DockerBackend.__new__(DockerBackend)  # no client: only the terminal's connection is made here
+    backend.engine, backend.docker_host = Engine("eu-2", "ssh://ops@eu-2.example:2222"), "ssh://ops@eu-2.example:2222"
+
+    assert asyncio.run(backend._open_engine_connection()) == ("reader", "writer")
+    assert ran == [("ssh", "-p", "2222", "--", "ops@eu-2.example", "docker", "system", "dial-stdio")]

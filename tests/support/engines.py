@@ -1,7 +1,7 @@
 """A second Docker engine on this machine, for the tests of several Docker hosts.
 
-Its own socket, data root, exec root (and so its own containerd), no default
-bridge, and an address pool of its own. It leaves the host's iptables to the
+Its own socket, data root, exec root (and so its own containerd), default
+bridge and address pool. It leaves the host's iptables to the
 first engine: its session networks are bridges named br-<id> like the first
 engine's, so the platform's host firewall (scripts/harden-host) fences them
 in alike. The platform's DIND image is copied into it from the first engine.
@@ -22,6 +22,7 @@ from tests.support.stack import ARTIFACTS, TEST_LABEL, free_port, wait_for
 RUN_DIR = Path("/run/playground-test-engine2")
 DATA_ROOT = Path("/var/lib/playground-test-engine2")
 ADDRESS_POOL = "base=10.203.0.0/16,size=24"
+BRIDGE, BRIDGE_ADDRESS = "pgtest-docker1", "10.204.0.1/24"  # its default bridge (it starts no container there)
 TLS_DIR = RUN_DIR / "tls"  # the engine's certificate and key, and a client's (DOCKER_CERT_PATH's names)
 
 
@@ -57,6 +58,10 @@ class SecondEngine:
         self._stop_a_stale_one()
         if not (TLS_DIR / "cert.pem").exists():
             make_certificates(TLS_DIR)
+        if not Path("/sys/class/net", BRIDGE).exists():
+            subprocess.run(["ip", "link", "add", BRIDGE, "type", "bridge"], check=True)
+            subprocess.run(["ip", "addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE], check=True)
+            subprocess.run(["ip", "link", "set", BRIDGE, "up"], check=True)
         ARTIFACTS.mkdir(exist_ok=True)
         log = (ARTIFACTS / "dockerd-second.log").open("ab")
         self.process = subprocess.Popen(
@@ -65,7 +70,9 @@ class SecondEngine:
                 *("--host", self.url, "--data-root", str(DATA_ROOT), "--exec-root", str(RUN_DIR / "exec")),
                 *("--host", self.tls_url, "--tlsverify", "--tlscacert", str(TLS_DIR / "ca.pem")),
                 *("--tlscert", str(TLS_DIR / "server-cert.pem"), "--tlskey", str(TLS_DIR / "server-key.pem")),
-                *("--pidfile", str(RUN_DIR / "docker.pid"), "--bridge", "none"),
+                # A default bridge of its own: with none, dockerd deletes the
+                # machine's docker0 at start, the first engine's default bridge.
+                *("--pidfile", str(RUN_DIR / "docker.pid"), "--bridge", BRIDGE),
                 *("--iptables=false", "--ip6tables=false", "--default-address-pool", ADDRESS_POOL),
             ],
             stdout=log,
