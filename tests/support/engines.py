@@ -1,7 +1,7 @@
 """A second Docker engine on this machine, for the tests of several Docker hosts.
 
-Its own socket, data root, exec root (and so its own containerd), default
-bridge and address pool. It leaves the host's iptables to the
+Its own socket, data root, exec root (and so its own containerd) and default
+bridge. It leaves the host's iptables to the
 first engine: its session networks are bridges named br-<id> like the first
 engine's, so the platform's host firewall (scripts/harden-host) fences them
 in alike. The platform's DIND image is copied into it from the first engine.
@@ -21,7 +21,6 @@ from tests.support.stack import ARTIFACTS, TEST_LABEL, free_port, wait_for
 
 RUN_DIR = Path("/run/playground-test-engine2")
 DATA_ROOT = Path("/var/lib/playground-test-engine2")
-ADDRESS_POOL = "base=10.203.0.0/16,size=24"
 BRIDGE, BRIDGE_ADDRESS = "pgtest-docker1", "10.204.0.1/24"  # its default bridge (it starts no container there)
 TLS_DIR = RUN_DIR / "tls"  # the engine's certificate and key, and a client's (DOCKER_CERT_PATH's names)
 
@@ -73,7 +72,9 @@ class SecondEngine:
                 # A default bridge of its own: with none, dockerd deletes the
                 # machine's docker0 at start, the first engine's default bridge.
                 *("--pidfile", str(RUN_DIR / "docker.pid"), "--bridge", BRIDGE),
-                *("--iptables=false", "--ip6tables=false", "--default-address-pool", ADDRESS_POOL),
+                # No --default-address-pool: with one, this dockerd too deletes docker0 at start.
+                # (Session networks take explicit subnets of the platform's pool anyway.)
+                *("--iptables=false", "--ip6tables=false"),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -147,7 +148,10 @@ class SecondEngine:
 @pytest.fixture(scope="session")
 def second_engine(docker_client):
     """A second Docker engine with the platform's DIND image, for the session of tests."""
+    first_bridge = Path("/sys/class/net/docker0")
+    had_it = first_bridge.exists()
     engine = SecondEngine().start()
+    assert first_bridge.exists() or not had_it, "starting the second engine removed the first one's docker0"
     engine.give_image(docker_client, settings.PLAYGROUND_DIND_IMAGE)
     yield engine
     if engine.process.poll() is not None:  # a test stopped it and failed before starting it again
