@@ -20,6 +20,9 @@ Runs when a worker starts and then every minute. What it decides:
 - The firewall rules of a session network's egress (sessions_app/egress.py)
   that went missing (a reboot, an operator's flush) are put back, and those
   of networks that no longer exist are removed.
+- A session network's subnet (sessions_app/subnets.py) that neither an open
+  session, nor a prepared one, nor a network in Docker holds is freed; one
+  that a network in Docker holds is kept, and recorded if the database lost it.
 - A running instance whose address changed (its container restarted with the
   engine: instances have a restart policy, so they come back) gets its new
   address recorded.
@@ -42,6 +45,7 @@ from sessions_app.backends.base import BackendError, PollResult, TransientBacken
 from sessions_app.models import Instance, PreparedSession, Session
 from sessions_app.services.instances import instance_fail, instance_readdress, instance_requeue, instance_retry_teardown
 from sessions_app.services.prepared import prepared_session_remove, sessions_unprepare
+from sessions_app.subnets import subnets_reconcile
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +68,7 @@ class Report:
     readdressed: list[str] = field(default_factory=list)
     egress_restored: list[str] = field(default_factory=list)
     egress_removed: list[str] = field(default_factory=list)
+    subnets_freed: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return any(vars(self).values())
@@ -79,6 +84,7 @@ def instances_reconcile() -> Report:
     _retry_teardowns(report)
     report.removed.extend(sessions_unprepare(keep=settings.PLAYGROUND_PREPARED_SESSIONS))
     _remove_dead_prepared(report)
+    _reconcile_subnets(report)
     if report:
         logger.info("reconciled: %s", {key: value for key, value in vars(report).items() if value})
     return report
@@ -117,6 +123,19 @@ def _reconcile_egress(report: Report) -> None:
         logger.warning("put back the missing egress rules of %s", ", ".join(restored))
     report.egress_restored.extend(restored)
     report.egress_removed.extend(removed)
+
+
+def _reconcile_subnets(report: Report) -> None:
+    seen_before = timezone.now()
+    try:
+        in_docker = get_backend().network_subnets()
+    except BackendError as exc:
+        logger.error("the session networks' subnets could not be reconciled: %s", exc.log_message)
+        return
+    # The prepared sessions first: one taken meanwhile is then an open session.
+    live = set(PreparedSession.objects.values_list("pk", flat=True))
+    live |= set(Session.objects.filter(status=Session.Status.OPEN).values_list("pk", flat=True))
+    report.subnets_freed.extend(subnets_reconcile(live=live, in_docker=in_docker, seen_before=seen_before))
 
 
 def _release_leftover_disks(report: Report) -> None:
