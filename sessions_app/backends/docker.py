@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import ipaddress
 import json
 import logging
 import math
@@ -431,7 +432,9 @@ class DockerBackend(Backend):
             subnet = subnet_reserve(session_id=instance.session_id)
         except OutOfCapacity as exc:
             raise OutOfAddresses(log_message=exc.log_message) from exc
-        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)])
+        # The gateway named, as the engine's own pools record it (inspect shows it).
+        gateway = str(next(ipaddress.IPv4Network(subnet).hosts()))
+        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet, gateway=gateway)])
         try:
             created = self.client.api.create_network(
                 name, driver="bridge", labels=labels, ipam=ipam, check_duplicate=True

@@ -40,7 +40,7 @@ def test_it_gives_each_session_a_small_network_of_the_pool_and_keeps_them_apart(
         subnet = ipaddress.IPv4Network(config["Subnet"])
         address = ipaddress.IPv4Address(Instance.objects.get(session_id=session_id).ip_address)
         assert subnet.prefixlen == settings.PLAYGROUND_SESSION_SUBNET_PREFIX and subnet.subnet_of(pool)
-        assert address in subnet
+        assert address in subnet and config["Gateway"] == str(next(subnet.hosts()))
         assert SessionSubnet.objects.get(session_id=session_id).subnet == str(subnet)
         subnets[session_id] = subnet
     first, second = subnets.values()
