@@ -6,6 +6,7 @@ defaults: SQLite, a filesystem Celery broker and an in-memory channel layer, so
 the only thing a machine needs is a Docker engine.
 """
 
+import ipaddress
 import os
 import re
 import sys
@@ -505,6 +506,29 @@ PLAYGROUND_DAEMON_READY_TIMEOUT = env_float("PLAYGROUND_DAEMON_READY_TIMEOUT", 6
 # Extra label put on every container, volume and network; tests use it to
 # find and remove what they made.
 PLAYGROUND_EXTRA_LABELS = dict(item.split("=", 1) for item in env_list("PLAYGROUND_EXTRA_LABELS", []) if "=" in item)
+
+# --- Session networks -------------------------------------------------------
+
+# Each session's bridge network takes a subnet of PLAYGROUND_SESSION_SUBNET_PREFIX
+# bits (a /28: a gateway, the instance and room to spare) from this pool, which
+# the platform manages itself (sessions_app/subnets.py) and hands to the engine
+# as the network's IPAM subnet: the engine's own address pools no longer bound
+# how many sessions a host holds. One pool for every engine of the platform.
+# It must overlap neither the engines' own pools nor a network the hosts reach.
+PLAYGROUND_SESSION_SUBNETS = env_str("PLAYGROUND_SESSION_SUBNETS", "10.128.0.0/12").strip()
+PLAYGROUND_SESSION_SUBNET_PREFIX = env_int("PLAYGROUND_SESSION_SUBNET_PREFIX", 28)
+try:
+    _session_pool = ipaddress.IPv4Network(PLAYGROUND_SESSION_SUBNETS)
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"PLAYGROUND_SESSION_SUBNETS must be an IPv4 network such as 10.128.0.0/12, got "
+        f"{PLAYGROUND_SESSION_SUBNETS!r}: {exc}"
+    ) from None
+if not _session_pool.prefixlen <= PLAYGROUND_SESSION_SUBNET_PREFIX <= 29:
+    raise ImproperlyConfigured(
+        f"PLAYGROUND_SESSION_SUBNET_PREFIX must be between the pool's own ({_session_pool.prefixlen}) and 29 "
+        f"(a gateway and an instance), got {PLAYGROUND_SESSION_SUBNET_PREFIX}"
+    )
 
 # --- Firewall ---------------------------------------------------------------
 

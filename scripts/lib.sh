@@ -68,9 +68,10 @@ ensure_docker() {
     if ! docker_answers; then
         [ "$(id -u)" = 0 ] || die "a Docker engine is installed but not running; start it (e.g. 'sudo systemctl start docker')"
         say "Starting the Docker engine"
-        # Every session has a bridge network of its own; the engine's default
-        # address pools hold only about 30 of them, this one holds 256.
-        nohup dockerd --default-address-pool base=10.201.0.0/16,size=24 >/var/log/dockerd.log 2>&1 &
+        # Every session has a bridge network of its own, whose addresses the
+        # platform gives it (PLAYGROUND_SESSION_SUBNETS): the engine's own
+        # address pools need no change however many sessions run.
+        nohup dockerd >/var/log/dockerd.log 2>&1 &
         for _ in $(seq 1 60); do docker_answers && break; sleep 0.5; done
         docker_answers || die "dockerd did not start; see /var/log/dockerd.log"
     fi

@@ -331,6 +331,23 @@ class PreparedSession(models.Model):
         )
 
 
+class SessionSubnet(models.Model):
+    """The address range a session's network holds, drawn from PLAYGROUND_SESSION_SUBNETS.
+
+    Keyed by session id, not by a foreign key: a prepared session's network
+    is made before any Session row exists, and the session that takes it
+    takes its id. The unique subnet is what keeps two racing workers, of any
+    engine, from taking the same range (sessions_app/subnets.py).
+    """
+
+    subnet = models.CharField(max_length=18, unique=True)  # "10.128.0.16/28"
+    session_id = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.subnet} ({self.session_id})"
+
+
 def new_share_id() -> str:
     return secrets.token_hex(8)
 

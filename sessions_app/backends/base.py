@@ -41,6 +41,11 @@ class ImagePreloadFailed(BackendError):
     message = "An image this playground preloads could not be pulled into the instance."
 
 
+class OutOfAddresses(BackendError):
+    reason = "out_of_addresses"
+    message = "The playground has no network address left for another instance."
+
+
 class TransientBackendError(BackendError):
     """A passing failure (engine busy or unreachable, a removal in progress): retry later."""
 
@@ -217,8 +222,13 @@ class Backend:
     sessions_present()
         The ids of the sessions of which anything (container, volume or
         network) exists, among those this platform made.
+    network_subnets()
+        The IPv4 subnets of this platform's session networks, by session id
+        (sessions_app/subnets.py); a session without a network is absent.
+        A backend that makes no networks answers {}.
     remove_orphan(session_id)
-        remove() for a session the database no longer knows.
+        remove() for a session the database no longer knows. Both release
+        the session's subnet once its network is gone.
     storage_present()
         The storage tokens (Instance.storage_token) of the disks that exist.
         A disk may outlive its volume (a crash in between): the reconciler
@@ -323,6 +333,9 @@ class Backend:
 
     def egress_reconcile(self) -> tuple[list[str], list[str]]:
         return [], []
+
+    def network_subnets(self) -> dict[str, list[str]]:
+        return {}
 
     def remove_orphan(self, session_id: str) -> None:
         raise NotImplementedError

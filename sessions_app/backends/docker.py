@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import ipaddress
 import json
 import logging
 import math
@@ -32,7 +33,7 @@ from django.conf import settings
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container, _create_container_args
 from docker.models.networks import Network
-from docker.types import LogConfig
+from docker.types import IPAMConfig, IPAMPool, LogConfig
 from docker.utils.socket import STDERR, frames_iter
 
 from sessions_app.backends import Engine
@@ -50,6 +51,7 @@ from sessions_app.backends.base import (
     ImageMissing,
     ImagePreloadFailed,
     InstanceStats,
+    OutOfAddresses,
     PathInfo,
     Poll,
     PollResult,
@@ -61,8 +63,10 @@ from sessions_app.backends.base import (
 )
 from sessions_app.backends.disks import DiskError, LoopDisks
 from sessions_app.egress import EgressUnenforced, egress_apply, egress_interfaces, egress_remove
+from sessions_app.errors import OutOfCapacity
 from sessions_app.firewall import firewall_ensure
 from sessions_app.models import Instance, Playground
+from sessions_app.subnets import subnet_release, subnet_reserve, subnet_set_aside
 
 logger = logging.getLogger(__name__)
 
@@ -375,6 +379,7 @@ class DockerBackend(Backend):
                 if token := (volume.attrs.get("Labels") or {}).get(LABEL_STORAGE):
                     self.disks.release(token)
             self._remove_network(base)
+            subnet_release(session_id=session_id)
             (settings.VAR_DIR / "locks" / base).unlink(missing_ok=True)
         except (DockerException, requests.exceptions.RequestException, DiskError) as exc:
             raise self._translate(exc, "remove", f"session {session_id}") from exc
@@ -440,6 +445,19 @@ class DockerBackend(Backend):
             raise self._translate(exc, "list", "this platform's objects") from exc
         return {labels[LABEL_SESSION] for labels in found if labels.get(LABEL_SESSION)}
 
+    def network_subnets(self) -> dict[str, list[str]]:
+        mine = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_PLATFORM}={settings.PLAYGROUND_PLATFORM_ID}"]}
+        try:
+            networks = self.client.api.networks(filters=mine)  # the list holds IPAM: no inspection each
+        except (DockerException, requests.exceptions.RequestException) as exc:
+            raise self._translate(exc, "list", "this platform's networks") from exc
+        found: dict[str, list[str]] = {}
+        for attrs in networks:
+            if session_id := (attrs.get("Labels") or {}).get(LABEL_SESSION):
+                configs = (attrs.get("IPAM") or {}).get("Config") or []
+                found.setdefault(session_id, []).extend(c["Subnet"] for c in configs if "." in c.get("Subnet", ""))
+        return found
+
     # --- Steps of start() -------------------------------------------------------
 
     def labels(self, instance: Instance) -> dict[str, str]:
@@ -463,12 +481,28 @@ class DockerBackend(Backend):
         if existing:
             return existing[0]
         labels = {**self.labels(instance), LABEL_EGRESS: instance.session.playground.egress}
+        # Its addresses come from the platform's pool (sessions_app/subnets.py),
+        # not from the engine's own pools, which hold a few dozen networks.
         try:
-            created = self.client.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
+            subnet = subnet_reserve(session_id=instance.session_id)
+        except OutOfCapacity as exc:
+            raise OutOfAddresses(log_message=exc.log_message) from exc
+        # The gateway named, as the engine's own pools record it (inspect shows it).
+        gateway = str(next(ipaddress.IPv4Network(subnet).hosts()))
+        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet, gateway=gateway)])
+        try:
+            created = self.client.api.create_network(
+                name, driver="bridge", labels=labels, ipam=ipam, check_duplicate=True
+            )
         except APIError as exc:
-            if exc.status_code != 409:  # 409: a racing attempt made it
-                raise
-            return self._settle_network(name)
+            # A racing attempt made it (409, or "Pool overlaps" with its own
+            # network of the same subnet): keep the one network of this name.
+            if self._networks_named(name):
+                return self._settle_network(name)
+            if "overlaps" in str(exc.explanation or exc):
+                subnet_set_aside(session_id=instance.session_id, subnet=subnet)
+                raise TransientBackendError(log_message=f"{subnet} is taken in the engine: {exc}") from exc
+            raise
         return self.client.networks.prepare_model({"Id": created["Id"], "Name": name, "Labels": labels})
 
     def ensure_egress(self, network: Network) -> None:

@@ -24,6 +24,7 @@ from sessions_app.backends.base import (
     HostLook,
     ImageMissing,
     InstanceStats,
+    OutOfAddresses,
     PathInfo,
     Poll,
     PollResult,
@@ -32,7 +33,9 @@ from sessions_app.backends.base import (
     Tty,
     Upload,
 )
+from sessions_app.errors import OutOfCapacity
 from sessions_app.models import Instance
+from sessions_app.subnets import subnet_release, subnet_reserve
 
 FAKE_HOME = "/home/learner"
 SYMLINK_HOPS = 40  # as Linux: a longer chain of links is a loop
@@ -227,6 +230,10 @@ class FakeBackend(Backend):
 
     def start(self, instance: Instance) -> StartResult:
         name = f"playground-{instance.session_id}"
+        try:
+            subnet_reserve(session_id=instance.session_id)  # as the Docker backend's network does
+        except OutOfCapacity as exc:
+            raise OutOfAddresses(log_message=exc.log_message) from exc
         with engine.lock:
             engine.calls.append(("start", instance.session_id))
             if name not in engine.containers:
@@ -268,6 +275,7 @@ class FakeBackend(Backend):
                 engine.disks.discard(container.storage)
         if container is not None:
             container.stop()
+        subnet_release(session_id=session_id)
 
     def storage_present(self) -> set[str]:
         return set(engine.disks)

@@ -22,6 +22,9 @@ What it decides, for the instances placed on that host:
 - The firewall rules of a session network's egress (sessions_app/egress.py)
   that went missing (a reboot, an operator's flush) are put back, and those
   of networks that no longer exist are removed.
+- A session network's subnet (sessions_app/subnets.py) that neither an open
+  session, nor a prepared one, nor a network in Docker holds is freed; one
+  that a network in Docker holds is kept, and recorded if the database lost it.
 - A running instance whose address changed (its container restarted with the
   engine: instances have a restart policy, so they come back) gets its new
   address recorded.
@@ -52,6 +55,7 @@ from sessions_app.services.instances import (
     instance_retry_teardown,
 )
 from sessions_app.services.prepared import prepared_session_remove, sessions_unprepare
+from sessions_app.subnets import subnets_reconcile
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +79,7 @@ class Report:
     back_from_host_down: list[str] = field(default_factory=list)
     egress_restored: list[str] = field(default_factory=list)
     egress_removed: list[str] = field(default_factory=list)
+    subnets_freed: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return any(vars(self).values())
@@ -104,6 +109,7 @@ def _reconcile_host(host: DockerHost) -> Report:
     _retry_teardowns(instances, report)
     report.removed.extend(sessions_unprepare(host=host, keep=settings.PLAYGROUND_PREPARED_SESSIONS))
     _remove_dead_prepared(backend, host, report)
+    _reconcile_subnets(backend, host, report)
     if report:
         logger.info("reconciled %s: %s", host.name, {key: value for key, value in vars(report).items() if value})
     return report
@@ -141,6 +147,22 @@ def _reconcile_egress(backend, report: Report) -> None:
         logger.warning("put back the missing egress rules of %s", ", ".join(restored))
     report.egress_restored.extend(restored)
     report.egress_removed.extend(removed)
+
+
+def _reconcile_subnets(backend, host: DockerHost, report: Report) -> None:
+    seen_before = timezone.now()
+    try:
+        in_docker = backend.network_subnets()
+    except BackendError as exc:
+        logger.error("the session networks' subnets could not be reconciled: %s", exc.log_message)
+        return
+    # The prepared sessions first: one taken meanwhile is then an open session.
+    live = set(PreparedSession.objects.values_list("pk", flat=True))
+    live |= set(Session.objects.filter(status=Session.Status.OPEN).values_list("pk", flat=True))
+    # The networks of other hosts are out of this engine's sight: theirs keep their subnets.
+    elsewhere = Instance.objects.exclude(host=host).exclude(status=Status.TERMINATED)
+    live |= set(elsewhere.values_list("session_id", flat=True))
+    report.subnets_freed.extend(subnets_reconcile(live=live, in_docker=in_docker, seen_before=seen_before))
 
 
 def _release_leftover_disks(backend, report: Report) -> None:

@@ -29,6 +29,7 @@ from sessions_app.selectors import session_get
 from sessions_app.services.hosts import OUT_OF_CAPACITY_RETRY, host_place
 from sessions_app.services.instances import enqueue_provision, instance_terminate
 from sessions_app.services.prepared import prepared_take
+from sessions_app.subnets import subnet_reserve
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +96,12 @@ def session_create(
         _check_limits(owner=owner, client_address=client_address, now=now, per_client=per_client_limit)
         host = host_place(image=image)
         prepared = prepared_take(playground=playground, image=image, template=lab, host=host)
+        session_id = prepared.pk if prepared else new_session_id()
+        # Its network's addresses, before anything is made: a full pool
+        # refuses the session here (a prepared session holds its own already).
+        subnet_reserve(session_id=session_id)
         session = Session.objects.create(
-            id=prepared.pk if prepared else new_session_id(),
+            id=session_id,
             created_at=now,
             playground=playground,
             template=lab,
