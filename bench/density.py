@@ -123,6 +123,31 @@ def spread(values: list[float], unit: str, top: float = 1.0) -> str:
     return f"median {statistics.median(values):.1f} {unit}, {name} {percentile(values, top):.1f} {unit}"
 
 
+def cpu_busy(seconds: float = 10) -> float:
+    """The share of the host's CPU time spent busy over the next `seconds` (load lags by minutes)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all, idle and iowait
+
+    total, idle = sample()
+    time.sleep(seconds)
+    total_after, idle_after = sample()
+    return 1 - (idle_after - idle) / max(1, total_after - total)
+
+
+def network_seconds(client: docker.DockerClient) -> tuple[float, float]:
+    """Seconds the engine takes to make and to remove one more bridge network, as a session's
+    (its iptables rules grow with the networks there are). In TEST-NET-1, clear of any pool."""
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="192.0.2.0/28")])
+    started = time.perf_counter()
+    network = client.networks.create("density-bench-probe", driver="bridge", ipam=ipam)
+    made = time.perf_counter() - started
+    started = time.perf_counter()
+    network.remove()
+    return made, time.perf_counter() - started
+
+
 def seconds_of(action) -> float:
     started = time.perf_counter()
     action()
@@ -139,7 +164,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=400)
     parser.add_argument("--prepared", type=int, default=20, help="the platform's PLAYGROUND_PREPARED_SESSIONS")
     parser.add_argument("--platform-id", default=os.environ.get("PLAYGROUND_PLATFORM_ID", "playground"))
-    parser.add_argument("--settle", type=float, default=30, help="seconds the instances idle before measuring")
+    parser.add_argument("--settle", type=float, default=180, help="seconds the instances idle before measuring")
     parser.add_argument("--keys", type=int, default=100, help="keystrokes whose round trip is timed")
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
@@ -170,6 +195,8 @@ def main() -> int:
         line("memory per instance (resident)", spread(resident, "MiB"))
         line("host memory available", f"{available_mib():.0f} MiB")
         line("load (1, 5, 15 min)", ", ".join(f"{value:.2f}" for value in os.getloadavg()))
+        line("CPU busy over 10 s", f"{cpu_busy():.0%}")
+        line("one more network: make, remove", "{:.2f}s, {:.2f}s".format(*network_seconds(client)))
         waiting = prepared_sessions(args.url)
         one_more = open_running(args.url, opened, args.timeout)
         line("one more session: POST to running", f"{one_more:.2f}s ({'prepared' if waiting else 'cold'})")
