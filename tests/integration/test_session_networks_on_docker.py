@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from sessions_app import tasks
+from sessions_app import services
 from sessions_app.errors import OutOfCapacity
 from sessions_app.models import Instance, SessionSubnet
 from sessions_app.subnets import subnet_reserve
@@ -69,7 +69,7 @@ def test_a_network_in_docker_keeps_its_subnet_when_the_database_lost_it(sessions
     held = SessionSubnet.objects.get(session_id=session_id).subnet
     SessionSubnet.objects.filter(session_id=session_id).delete()
 
-    tasks.reconcile.apply()
+    services.instances_reconcile()  # each host's reconciler, here and now
 
     assert SessionSubnet.objects.get(session_id=session_id).subnet == held
 
