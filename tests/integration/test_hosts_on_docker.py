@@ -11,10 +11,10 @@ import pytest
 from sessions_app.backends.docker import LABEL_SESSION
 from sessions_app.models import DockerHost, Instance
 from sessions_app.services import host_set_state
-from tests.integration.test_sessions_on_docker import containers_of, wait_until_running
+from tests.integration.test_sessions_on_docker import containers_of
 from tests.support.api import api
 from tests.support.engines import TLS_DIR
-from tests.support.learner import Learner, close_session
+from tests.support.learner import Learner, close_session, open_session
 from tests.support.stack import FIRST_HOST, Worker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -30,14 +30,6 @@ def second_host(platform, second_engine, worker_env):
     yield host
     worker.stop()
     second_engine.remove_test_objects()
-
-
-def open_session(web) -> str:
-    response = api.post(f"{web.url}/sessions", json={"playground_id": "default"}, timeout=10)
-    assert response.status_code == 201, response.text
-    session_id = response.json()["session_id"]
-    wait_until_running(web, session_id)
-    return session_id
 
 
 def host_of(session_id: str) -> str:
