@@ -28,9 +28,11 @@ def test_a_forged_header_per_request_passes_neither_limit(api, settings, trusted
     settings.PLAYGROUND_SESSION_RATE = "3/min"
     settings.PLAYGROUND_MAX_SESSIONS_PER_CLIENT = 1000
     # The client connects to the proxy (the peer the platform sees, when one
-    # is trusted) or straight to the platform, always from one address.
+    # is trusted) or straight to the platform, always from one address: one
+    # of a range of each case's own, so that the other case's requests (the
+    # rate is counted for a minute) never count for it.
     peer, own = (
-        ("10.9.9.9", f"198.51.100.{uuid.uuid4().int % 200}")
+        ("10.9.9.9", f"203.0.113.{uuid.uuid4().int % 200}")
         if trusted
         else (f"198.51.100.{uuid.uuid4().int % 200}", None)
     )
