@@ -15,7 +15,6 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 import docker
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -25,7 +24,7 @@ from sessions_app.backends import engine_of
 from sessions_app.backends.docker import docker_client
 from sessions_app.errors import error_body
 from sessions_app.models import DockerHost
-from sessions_app.services.hosts import live_instances
+from sessions_app.services.hosts import hosts_counted
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ class ImageMissing(LookupError):
 def host_report(timeout: float) -> dict[str, dict]:
     """Each host: its state, sessions and capacity, and what its engine answered now."""
     try:
-        hosts = list(DockerHost.objects.annotate(used=Count("instances", filter=live_instances())).order_by("name"))
+        hosts = list(hosts_counted().order_by("name"))
     finally:
         connection.close()  # see check_database
     looks = {}

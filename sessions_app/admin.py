@@ -3,7 +3,6 @@ import re
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import Count
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -70,7 +69,7 @@ class DockerHostAdmin(admin.ModelAdmin):
     actions = ["drain", "activate", "mark_down"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(used=Count("instances", filter=services.live_instances()))
+        return services.hosts_counted()
 
     @admin.display(description="sessions", ordering="used")
     def sessions(self, host: DockerHost) -> int:
@@ -87,7 +86,7 @@ class DockerHostAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj: DockerHost | None = None) -> bool:
         # A host that still runs sessions is drained first, not deleted.
-        if obj is not None and services.host_usage().get(obj.name):
+        if obj is not None and services.hosts_counted().get(pk=obj.pk).used:
             return False
         return super().has_delete_permission(request, obj)
 

@@ -188,9 +188,12 @@ class DockerHost(models.Model):
         return host_queue(self.name)
 
 
+HOST_QUEUE_PREFIX = "host."
+
+
 def host_queue(name: str) -> str:
     """The Celery queue whose workers, next to the host, do its instances' work."""
-    return f"host.{name}"
+    return f"{HOST_QUEUE_PREFIX}{name}"
 
 
 class Session(models.Model):

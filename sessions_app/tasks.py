@@ -226,8 +226,10 @@ def route(name: str, args, kwargs, options, task=None, **_) -> dict | None:
 
 def hosts_served(consumer) -> list[str]:
     """The names of the hosts whose queues this worker takes jobs from."""
+    from sessions_app.models import HOST_QUEUE_PREFIX
+
     queues = consumer.app.amqp.queues.consume_from or {}
-    return [queue.removeprefix("host.") for queue in queues if queue.startswith("host.")]
+    return [queue.removeprefix(HOST_QUEUE_PREFIX) for queue in queues if queue.startswith(HOST_QUEUE_PREFIX)]
 
 
 @worker_ready.connect

@@ -1,5 +1,5 @@
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -15,19 +15,16 @@ def _backend_for(path: str, engine: "Engine") -> Backend:
     return import_string(path)(engine)
 
 
-class Engine(tuple):
+class Engine(NamedTuple):
     """What a backend needs to know of its Docker host: its name, its address and TLS folder.
 
     A key of the backends kept per process: a host whose address an admin
     changes gets a new backend.
     """
 
-    def __new__(cls, name: str, url: str, tls_path: str = "") -> "Engine":
-        return super().__new__(cls, (name, url, tls_path))
-
-    name = property(lambda self: self[0])
-    url = property(lambda self: self[1])
-    tls_path = property(lambda self: self[2])
+    name: str
+    url: str
+    tls_path: str = ""
 
 
 def engine_of(host: "DockerHost | None") -> Engine:

@@ -40,8 +40,8 @@ from sessions_app.services.hosts import (
     host_mark_down,
     host_place,
     host_set_state,
-    host_usage,
     hosts_check,
+    hosts_counted,
     live_instances,
 )
 from sessions_app.services.instances import (
@@ -81,8 +81,8 @@ __all__ = [
     "host_mark_down",
     "host_place",
     "host_set_state",
-    "host_usage",
     "hosts_check",
+    "hosts_counted",
     "live_instances",
     "Download",
     "Opened",

@@ -50,6 +50,11 @@ def live_instances() -> Q:
     return Q(instances__session__status=Session.Status.OPEN) & ~Q(instances__status=Instance.Status.TERMINATED)
 
 
+def hosts_counted():
+    """The Docker hosts, each with `used`: the sessions taking a place in it."""
+    return DockerHost.objects.annotate(used=Count("instances", filter=live_instances()))
+
+
 def host_place(*, image: str) -> DockerHost:
     """The host a new session of `image` goes to; OutOfCapacity if none can take it.
 
@@ -57,7 +62,7 @@ def host_place(*, image: str) -> DockerHost:
     serializes session creation, so that racing requests count each other.
     A host whose worker has not looked yet is taken to have every image.
     """
-    hosts = DockerHost.objects.filter(state=State.ACTIVE).annotate(used=Count("instances", filter=live_instances()))
+    hosts = hosts_counted().filter(state=State.ACTIVE)
     candidates = [
         host for host in hosts if host.used < host.capacity and (host.checked_at is None or image in host.images)
     ]
@@ -84,7 +89,7 @@ def host_look(*, name: str) -> bool | None:
     None when there is no such host. A host marked down because it stopped
     answering is active again, and its instances are reconciled.
     """
-    host = DockerHost.objects.filter(name=name).first()
+    host = host_get(name=name)
     if host is None:
         return None
     now = timezone.now()
@@ -164,9 +169,3 @@ def host_set_state(*, host: DockerHost, state: str) -> None:
     logger.warning("Docker host %s is %s (was %s)", host.name, state, was)
     if was == State.DOWN:
         tasks.enqueue_on_commit(tasks.reconcile_host, host.name)
-
-
-def host_usage() -> dict[str, int]:
-    """Each host's sessions taking a place in it, by name."""
-    counted = DockerHost.objects.annotate(used=Count("instances", filter=live_instances()))
-    return dict(counted.values_list("name", "used"))
