@@ -77,7 +77,7 @@ def image(engine) -> str:
     return build_dind_image(client=engine, tag=IMAGE_TAG, log=lambda message: None)
 
 
-def start_instance(engine, image: str, profile: str, command: list[str] | None = None):
+def start_instance(engine, image: str, profile: str, command: list[str] | None = None, **options):
     """Start an instance as the platform does (without waiting for its daemon)."""
     volume = engine.volumes.create(name=f"playground-test-{uuid.uuid4().hex[:10]}", labels=LABELS)
     container = create_container(
@@ -93,15 +93,16 @@ def start_instance(engine, image: str, profile: str, command: list[str] | None =
             "volumes": {volume.name: {"bind": "/var/lib/docker", "mode": "rw"}},
             "tmpfs": {"/run": "rw,nosuid,nodev,exec,size=64m"},
             **profile_options(profile),
+            **options,
         },
     )
     container.start()
     return container
 
 
-def start_ready_instance(engine, image: str, profile: str):
+def start_ready_instance(engine, image: str, profile: str, **options):
     """Start an instance and wait until its inner daemon answers."""
-    container = start_instance(engine, image, profile)
+    container = start_instance(engine, image, profile, **options)
     result = container.exec_run(["wait-for-docker", "30"], user=user_of(profile))
     assert result.exit_code == 0, result.output.decode(errors="replace")
     return container
@@ -291,3 +292,23 @@ def test_it_reports_a_daemon_that_died(engine, image, profile):
 
     assert result["StatusCode"] == 1
     assert b"the inner Docker daemon is not running" in container.logs()
+
+
+@pytest.mark.parametrize(("nano_cpus", "expected"), [(1_000_000_000, "1"), (500_000_000, "1"), (None, None)])
+def test_its_daemons_schedule_on_as_many_processors_as_its_cpu_limit(engine, image, profile, nano_cpus, expected):
+    # Go sizes its scheduler by the machine's cores, not by the instance's
+    # quota: each inner daemon of a one-CPU instance would keep a processor's
+    # caches and threads per core (about 2 MiB of an idle instance on two).
+    options = {"nano_cpus": nano_cpus} if nano_cpus else {}
+    container = start_ready_instance(engine, image, profile, **options)
+    container.profile = profile
+
+    status, output = run(
+        container,
+        "for name in dockerd containerd; do pid=$(pgrep -x $name) || exit 3; "
+        "echo \"$name $(tr '\\0' '\\n' </proc/$pid/environ | grep '^GOMAXPROCS=' || echo default)\"; done",
+    )
+
+    assert status == 0, output
+    wanted = f"GOMAXPROCS={expected}" if expected else "default"
+    assert output.split() == ["dockerd", wanted, "containerd", wanted]
