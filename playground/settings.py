@@ -200,7 +200,12 @@ def _process_kind() -> str:
 # request that finds the pool empty waits up to PLAYGROUND_DB_POOL_TIMEOUT
 # seconds, then gets 503 with Retry-After. Size it so that the pools of all
 # processes fit PostgreSQL's max_connections (README: "Database").
-DB_POOL_SIZES = {"web": 10, "worker": 10, "beat": 2}
+# A worker's pool has a connection for each of its job threads, its host's
+# watch and one to spare: with fewer, a burst that keeps every thread busy
+# on a starved CPU has them wait for each other's connections, and a job
+# (or the host's look) that waits past the timeout fails and starts over.
+PLAYGROUND_WORKER_CONCURRENCY = env_int("PLAYGROUND_WORKER_CONCURRENCY", 20)
+DB_POOL_SIZES = {"web": 10, "worker": PLAYGROUND_WORKER_CONCURRENCY + 2, "beat": 2}
 PLAYGROUND_DB_POOL_SIZE = env_int("PLAYGROUND_DB_POOL_SIZE", DB_POOL_SIZES[_process_kind()])
 PLAYGROUND_DB_POOL_TIMEOUT = env_float("PLAYGROUND_DB_POOL_TIMEOUT", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":

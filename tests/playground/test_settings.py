@@ -174,3 +174,46 @@ def test_it_refuses_a_registry_mirror_that_is_not_an_address_and_port(tmp_path, 
 @pytest.mark.parametrize("mirror", ["172.17.0.1:5000", "[fd00::5]:5000"])
 def test_it_takes_a_registry_mirror_of_an_address_and_port(tmp_path, mirror):
     assert run_settings(tmp_path, PLAYGROUND_REGISTRY_MIRROR=mirror).returncode == 0
+
+
+# Runs in the child as a given process of the platform (its command line
+# decides the pool's default): the size of its PostgreSQL pool.
+POOL_PROBE = """
+import sys
+sys.argv = {argv!r}
+import django
+django.setup()
+from django.conf import settings
+print(settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"])
+"""
+
+
+def pool_size(tmp_path, argv: list[str], **env: str) -> int:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PLAYGROUND_")}
+    environment.update(
+        DJANGO_SETTINGS_MODULE="playground.settings",
+        PLAYGROUND_VAR_DIR=str(tmp_path),
+        DATABASE_URL="postgres://playground:playground@127.0.0.1:1/playground",  # never connected to
+        **env,
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", POOL_PROBE.format(argv=argv)],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+WORKER = ["celery", "-A", "playground", "worker"]
+
+
+def test_a_worker_has_a_connection_for_each_of_its_job_threads_and_two_more(tmp_path):
+    assert pool_size(tmp_path, WORKER) == 22
+    assert pool_size(tmp_path, WORKER, PLAYGROUND_WORKER_CONCURRENCY="5") == 7
+    assert pool_size(tmp_path, ["celery", "-A", "playground", "beat"]) == 2
+    assert pool_size(tmp_path, ["python", "-m", "playground.server"]) == 10
+    assert pool_size(tmp_path, WORKER, PLAYGROUND_DB_POOL_SIZE="3") == 3
