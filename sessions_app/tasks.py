@@ -169,13 +169,15 @@ def prepare_sessions() -> None:
         prepare_host_sessions.apply_async((name,), expires=5)
 
 
-@shared_task(ignore_result=True)
-def prepare_host_sessions(name: str) -> None:
+@shared_task(bind=True, ignore_result=True)
+def prepare_host_sessions(self, name: str) -> None:
     # One refill per host at a time: beat asks every 5 s, and a refill of
-    # the whole pool takes longer. The lock expires should its holder die.
+    # the whole pool takes longer. The lock names the worker that holds it:
+    # should that worker die, the lock expires, or goes at once when the
+    # worker starts again (prepare_again_at_start).
     from sessions_app import services
 
-    if not cache.add(prepare_lock(name), True, timeout=600):
+    if not cache.add(prepare_lock(name), self.request.hostname or "-", timeout=600):
         return
     try:
         host = services.host_get(name=name)
@@ -238,7 +240,15 @@ def reconcile_at_start(sender, **kwargs) -> None:
     # noticed at once rather than at the next scheduled run.
     for name in hosts_served(sender):
         reconcile_host.delay(name)
+        prepare_again_at_start(name, sender.hostname)
         prepare_host_sessions.delay(name)
+
+
+def prepare_again_at_start(name: str, worker: str) -> None:
+    """Drop a refill lock this worker held when it died (killed mid-refill):
+    no refill of that host would run until the lock expired, minutes later."""
+    if cache.get(prepare_lock(name)) == worker:
+        cache.delete(prepare_lock(name))
 
 
 @worker_ready.connect

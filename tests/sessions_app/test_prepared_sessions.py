@@ -156,6 +156,24 @@ def test_one_refill_runs_at_a_time(fake_engine):
     assert cache.get(tasks.prepare_lock("local")) is None
 
 
+def test_a_worker_that_starts_again_drops_the_refill_lock_it_held_when_it_died(fake_engine):
+    # Killed mid-refill, a worker leaves its lock behind; until it expired
+    # (10 minutes) no refill of the host would run.
+    from django.core.cache import cache
+
+    from sessions_app import tasks
+
+    cache.add(tasks.prepare_lock("local"), "celery@node-a")
+    tasks.prepare_again_at_start("local", "celery@node-b")
+    tasks.prepare_sessions()
+    assert prepared_ids() == set()  # another worker's refill may still run
+
+    tasks.prepare_again_at_start("local", "celery@node-a")
+    tasks.prepare_sessions()
+    assert len(prepared_ids()) == 3
+    assert cache.get(tasks.prepare_lock("local")) is None
+
+
 def test_the_reconciler_replaces_a_prepared_instance_that_stopped(run_on_commit, fake_engine):
     services.sessions_prepare()
     dead = PreparedSession.objects.first().pk
