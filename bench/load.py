@@ -258,14 +258,14 @@ def main() -> int:
         streamers, typists = opened[: args.streamers], opened[args.streamers :]
         # The sessions just opened took prepared instances: let the pool refill,
         # so that the storm meets the platform as a class would.
-        waiting = wait_for_prepared(args.url, args.prepared, patience=30)
+        waiting = wait_for_prepared(args.url, args.prepared, patience=120)
         print(f"prepared sessions waiting: {waiting}", flush=True)
         before = {"web": resident_mib("playground.server"), "worker": resident_mib("celery -A playground worker")}
         print(f"resident memory before: web {before['web']:.0f} MiB, worker {before['worker']:.0f} MiB")
         print(f"answers while opening them: {dict(sorted(tally.codes.items()))}")
         for number in range(1, args.rounds + 1):
             if number > 1:
-                waiting = wait_for_prepared(args.url, args.prepared, patience=60)
+                waiting = wait_for_prepared(args.url, args.prepared, patience=120)
                 print(f"prepared sessions waiting: {waiting}", flush=True)
             created = storm(args, number, streamers, typists, opened)
             # Each round meets the platform as the first did: its new sessions
