@@ -390,7 +390,10 @@ PLAYGROUND_PREPARED_SESSIONS = env_int("PLAYGROUND_PREPARED_SESSIONS", 20)
 PLAYGROUND_EVENT_PREPARE_AHEAD = env_int("PLAYGROUND_EVENT_PREPARE_AHEAD", 30 * 60)
 # Terminal output (bytes a second) a web process gives all the terminals that
 # flood at once, shared evenly (terminals/hub.py); one flooding alone is not held back.
-PLAYGROUND_TERMINAL_FLOOD_RATE = env_int("PLAYGROUND_TERMINAL_FLOOD_RATE", 4_000_000)
+# 1 MB/s is some 12,000 full lines a second, more than anyone reads; at 4 MB/s
+# the floods' copying (the shims, the engine, this process) took half of a
+# 2-core host in bench/load.py, and keystrokes and new instances waited.
+PLAYGROUND_TERMINAL_FLOOD_RATE = env_int("PLAYGROUND_TERMINAL_FLOOD_RATE", 1_000_000)
 # Seconds between two measures of an instance's stats for the viewers of its
 # terminal that show them (terminals/hub.py): one measure a period per session
 # and web process, however many viewers look.
