@@ -174,7 +174,7 @@ def prepare_host_sessions(self, name: str) -> None:
     # One refill per host at a time: beat asks every 5 s, and a refill of
     # the whole pool takes longer. The lock names the worker that holds it:
     # should that worker die, the lock expires, or goes at once when the
-    # worker starts again (prepare_again_at_start).
+    # worker starts again (drop_refill_lock).
     from sessions_app import services
 
     if not cache.add(prepare_lock(name), self.request.hostname or "-", timeout=600):
@@ -240,13 +240,14 @@ def reconcile_at_start(sender, **kwargs) -> None:
     # noticed at once rather than at the next scheduled run.
     for name in hosts_served(sender):
         reconcile_host.delay(name)
-        prepare_again_at_start(name, sender.hostname)
+        drop_refill_lock(name, sender.hostname)
         prepare_host_sessions.delay(name)
 
 
-def prepare_again_at_start(name: str, worker: str) -> None:
-    """Drop a refill lock this worker held when it died (killed mid-refill):
-    no refill of that host would run until the lock expired, minutes later."""
+def drop_refill_lock(name: str, worker: str) -> None:
+    """Drop the host's refill lock if `worker` holds it: a worker starting
+    again held it when it died (killed mid-refill), and no refill of that
+    host would run until the lock expired, minutes later."""
     if cache.get(prepare_lock(name)) == worker:
         cache.delete(prepare_lock(name))
 

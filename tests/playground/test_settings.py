@@ -34,8 +34,9 @@ print(json.dumps({
 """
 
 
-def run_settings(tmp_path, **env: str) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+def run_settings(tmp_path, probe: str = PROBE, **env: str) -> subprocess.CompletedProcess:
+    unset = {"SECRET_KEY", "DEBUG", "PLAYGROUND_DB_POOL_SIZE", "PLAYGROUND_WORKER_CONCURRENCY"}
+    environment = {k: v for k, v in os.environ.items() if k not in unset}
     environment.update(
         DJANGO_SETTINGS_MODULE="playground.settings",
         PLAYGROUND_VAR_DIR=str(tmp_path),
@@ -43,7 +44,7 @@ def run_settings(tmp_path, **env: str) -> subprocess.CompletedProcess:
         **env,
     )
     return subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", probe], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
     )
 
 
@@ -189,21 +190,8 @@ print(settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"])
 
 
 def pool_size(tmp_path, argv: list[str], **env: str) -> int:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PLAYGROUND_")}
-    environment.update(
-        DJANGO_SETTINGS_MODULE="playground.settings",
-        PLAYGROUND_VAR_DIR=str(tmp_path),
-        DATABASE_URL="postgres://playground:playground@127.0.0.1:1/playground",  # never connected to
-        **env,
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", POOL_PROBE.format(argv=argv)],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    database = "postgres://playground:playground@127.0.0.1:1/playground"  # never connected to
+    result = run_settings(tmp_path, POOL_PROBE.format(argv=argv), DATABASE_URL=database, **env)
     assert result.returncode == 0, result.stderr
     return int(result.stdout.strip().splitlines()[-1])
 

@@ -164,11 +164,11 @@ def test_a_worker_that_starts_again_drops_the_refill_lock_it_held_when_it_died(f
     from sessions_app import tasks
 
     cache.add(tasks.prepare_lock("local"), "celery@node-a")
-    tasks.prepare_again_at_start("local", "celery@node-b")
+    tasks.drop_refill_lock("local", "celery@node-b")
     tasks.prepare_sessions()
     assert prepared_ids() == set()  # another worker's refill may still run
 
-    tasks.prepare_again_at_start("local", "celery@node-a")
+    tasks.drop_refill_lock("local", "celery@node-a")
     tasks.prepare_sessions()
     assert len(prepared_ids()) == 3
     assert cache.get(tasks.prepare_lock("local")) is None
