@@ -20,9 +20,15 @@
 Everything else is Daphne's.
 
 Run as Daphne's command line: `python -m playground.server [daphne options] app`.
+`kill -USR1` the process to have the stack of each of its threads, and what
+each of its event loop's tasks awaits, printed to its standard error: a web
+process that stops answering says where it waits.
 """
 
 import asyncio
+import faulthandler
+import signal
+import sys
 from functools import partial
 
 from daphne.cli import CommandLineInterface
@@ -200,5 +206,31 @@ class FlowControlledCommandLine(CommandLineInterface):
     server_class = FlowControlledServer
 
 
+def print_stacks(signum, frame) -> None:
+    """Where each thread is, and what each task of the event loop awaits, on standard error."""
+    faulthandler.dump_traceback(all_threads=True)
+    try:
+        tasks = asyncio.all_tasks(asyncio.get_running_loop())
+    except RuntimeError:  # the loop is not running (yet, or any more)
+        tasks = set()
+    print(f"\n{len(tasks)} tasks of the event loop:", file=sys.stderr)
+    for task in tasks:
+        print(f"{task.get_name()}, awaiting:", file=sys.stderr)
+        for awaited in awaits_of(task.get_coro()):
+            code = awaited.f_code
+            print(f'  File "{code.co_filename}", line {awaited.f_lineno} in {code.co_name}', file=sys.stderr)
+    sys.stderr.flush()
+
+
+def awaits_of(coroutine):
+    """The frames of a coroutine and of what it awaits, down to the innermost."""
+    while coroutine is not None:
+        frame = getattr(coroutine, "cr_frame", None) or getattr(coroutine, "gi_frame", None)
+        if frame is not None:
+            yield frame
+        coroutine = getattr(coroutine, "cr_await", None) or getattr(coroutine, "gi_yieldfrom", None)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGUSR1, print_stacks)
     FlowControlledCommandLine.entrypoint()

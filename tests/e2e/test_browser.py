@@ -6,38 +6,13 @@ import time
 
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
+from tests.support.browser import errors_of_the_page
 from tests.support.stack import ARTIFACTS, WebServer
 from tests.support.tiny_image import load_tiny_image
 
 pytestmark = pytest.mark.e2e
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-def errors_of_the_page(console_errors: list[str]) -> list[str]:
-    # Chromium notices the host's network interfaces change when the platform
-    # makes an instance's bridge, and retries what it was loading: not an
-    # error of the page.
-    return [error for error in console_errors if "ERR_NETWORK_CHANGED" not in error]
 
 
 def terminal_text(page) -> str:

@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.test_browser import browser, errors_of_the_page  # noqa: F401 (a fixture)
+from tests.support.browser import errors_of_the_page
 
 pytestmark = pytest.mark.e2e
 

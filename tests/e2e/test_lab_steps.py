@@ -7,8 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.test_browser import browser, errors_of_the_page  # noqa: F401 (a fixture)
 from tests.factories import make_step, make_template
+from tests.support.browser import errors_of_the_page
 from tests.support.stack import ARTIFACTS
 
 pytestmark = pytest.mark.e2e

@@ -5,6 +5,8 @@ Each test runs the real server on an ASGI application of tests/support/server_ap
 
 import hashlib
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -122,3 +124,41 @@ def test_a_websockets_messages_stop_being_read_while_the_application_does_not_ta
     # sending blocked, where an unbounded queue would have taken all 200 MiB.
     assert written < 32 << 20
     client.close()
+
+
+def test_on_sigusr1_it_prints_its_threads_and_what_each_request_awaits(tmp_path):
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "playground.server", "-b", "127.0.0.1", "-p", str(port)]
+            + ["tests.support.server_apps:stalled"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        wait_for(lambda: requests_time_out(f"http://127.0.0.1:{port}/stuck"), timeout=20, what="a request to stall")
+
+        server.send_signal(signal.SIGUSR1)
+        printed = wait_for(
+            lambda: "wait_for_nothing" in (text := log_path.read_text()) and text, timeout=10, what="the stacks"
+        )
+
+        assert "Current thread" in printed and "(most recent call first)" in printed  # each thread's stack
+        # The stalled request's task, down to where it waits.
+        assert re.search(r"in stalled\n  File \"[^\"]*server_apps.py\", line \d+ in wait_for_nothing", printed), printed
+        assert server.poll() is None  # and the server goes on
+    finally:
+        server.kill()
+        server.wait()
+
+
+def requests_time_out(url: str) -> bool:
+    try:
+        requests.get(url, timeout=1)
+    except requests.Timeout:
+        return True
+    except requests.ConnectionError:  # not listening yet
+        return False
+    return False

@@ -78,3 +78,13 @@ async def websocket_sink(scope, receive, send):
     await send({"type": "websocket.accept"})
     while True:
         await asyncio.sleep(3600)
+
+
+async def stalled(scope, receive, send):
+    """Any request: never answered, its task waiting in wait_for_nothing."""
+    if scope["type"] == "http":
+        await wait_for_nothing()
+
+
+async def wait_for_nothing():
+    await asyncio.Event().wait()

@@ -295,6 +295,8 @@ def beat(worker_env, worker, tmp_path):
 class WebServer(PlatformProcess):
     """The platform's ASGI application under a real Daphne, on the test database."""
 
+    serving: "set[WebServer]" = set()  # those running now, whose stacks a failed test shows
+
     def __init__(self, env: dict[str, str], port: int | None = None, name: str = "daphne") -> None:
         super().__init__(env, name)
         self.port = port or free_port()
@@ -306,6 +308,27 @@ class WebServer(PlatformProcess):
     def ready(self) -> bool:
         with socket.socket() as client:
             return client.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def start(self) -> "WebServer":
+        super().start()
+        WebServer.serving.add(self)
+        return self
+
+    def stop(self) -> None:
+        WebServer.serving.discard(self)
+        super().stop()
+
+    def thread_stacks(self) -> str:
+        """Where each of the server's threads and tasks is now (playground.server prints them on SIGUSR1)."""
+        if self.process is None or self.process.poll() is not None:
+            return "(not running)"
+        self.log.flush()
+        seen = self.log_path.stat().st_size
+        self.process.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        with self.log_path.open(errors="replace") as log:
+            log.seek(seen)
+            return log.read()
 
 
 class PrivateRedis:
@@ -360,8 +383,9 @@ def web(worker_env, worker):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """A failed test of the real stack shows the end of the logs of the
-    platform's processes (workers, Daphne, beat) that wrote during it: CI keeps
-    only what the run printed."""
+    platform's processes (workers, Daphne, beat) that wrote during it, and
+    where the threads of each running Daphne are: CI keeps only what the run
+    printed."""
     report = yield
     if report.failed and call.when == "call" and ARTIFACTS.is_dir():
         began = call.start - 5
@@ -369,4 +393,6 @@ def pytest_runtest_makereport(item, call):
             if log.stat().st_mtime >= began:
                 tail = log.read_text(errors="replace").splitlines()[-40:]
                 report.sections.append((f"end of {log.relative_to(ROOT)}", "\n".join(tail)))
+        for server in sorted(WebServer.serving, key=lambda server: server.name):
+            report.sections.append((f"threads and tasks of {server.name} now", server.thread_stacks()))
     return report
