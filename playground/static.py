@@ -28,9 +28,15 @@ class AsyncWhiteNoiseMiddleware(WhiteNoiseMiddleware):
 
     async def __acall__(self, request):
         if self.autorefresh:
-            static_file = await sync_to_async(self.find_file, thread_sensitive=False)(request.path_info)
+            static_file = None
+            if self.may_serve(request.path_info):  # looks on disk: beside the loop
+                static_file = await sync_to_async(self.find_file, thread_sensitive=False)(request.path_info)
         else:
             static_file = self.files.get(request.path_info)
         if static_file is not None:
             return await sync_to_async(self.serve, thread_sensitive=False)(static_file, request)
         return await self.get_response(request)
+
+    def may_serve(self, path: str) -> bool:
+        """Whether a file of the path is one WhiteNoise would look for (find_file looks only there)."""
+        return path.startswith(self.static_prefix) or any(path.startswith(prefix) for _, prefix in self.directories)

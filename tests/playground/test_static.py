@@ -1,6 +1,6 @@
-"""Requests stay on the event loop: a synchronous middleware would make Django
-run the whole chain after it in a thread, where each request holds up the
-terminals of its process."""
+"""Static files and the health probes take Django's async chain
+(playground.handler), which stays on the event loop: a synchronous middleware
+would make Django run the whole chain after it in a thread."""
 
 import pytest
 from django.conf import settings
