@@ -208,6 +208,10 @@ PLAYGROUND_WORKER_CONCURRENCY = env_int("PLAYGROUND_WORKER_CONCURRENCY", 20)
 DB_POOL_SIZES = {"web": 10, "worker": PLAYGROUND_WORKER_CONCURRENCY + 2, "beat": 2}
 PLAYGROUND_DB_POOL_SIZE = env_int("PLAYGROUND_DB_POOL_SIZE", DB_POOL_SIZES[_process_kind()])
 PLAYGROUND_DB_POOL_TIMEOUT = env_float("PLAYGROUND_DB_POOL_TIMEOUT", 5)
+# A web process runs its requests' sync code (the API's views, the pages) in
+# a pool of this many threads (playground.handler); more requests at once
+# wait for a thread.
+PLAYGROUND_WEB_THREADS = env_int("PLAYGROUND_WEB_THREADS", 32)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections, not each thread
     # A connection the server dropped (a restart) is checked and replaced

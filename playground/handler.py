@@ -1,0 +1,73 @@
+"""Django's ASGI handler, with a sync view's request in one call to a thread of a fixed pool.
+
+Django's own ASGI handler costs the event loop, for every request:
+- two new threads: each request gets a ThreadSensitiveContext, whose first
+  sync call starts a thread of its own (the loop waits for it to start), and
+  whose end starts another to join the first;
+- a dozen calls to that thread and back: Django's middleware (all able to
+  run both ways) runs in async mode, each process_request, process_view and
+  process_response as a call of its own.
+
+Measured with `scripts/run` on PostgreSQL, a `GET /sessions/{id}` cost the
+web process 5.0 ms of CPU, most of it in the event loop's thread, which all
+terminals share. Here:
+- a request for a sync view (the API, the pages, the admin) goes through the
+  middleware as under WSGI, the whole chain and the view in one call to a
+  thread of PLAYGROUND_WEB_THREADS, which then hands its database connection
+  back (to psycopg's pool on PostgreSQL), as Django does at the end of every
+  request;
+- the rest of a request's sync code (Django's request_started and
+  request_finished signals, and the async chain's middleware) runs in one
+  thread kept for it, not in asgiref's one thread for sync code, where the
+  terminals' database calls run (and wait, while the database is away).
+The same request costs 3.7 ms.
+
+Async views (the health probes) and static files take Django's async chain,
+so that they never queue behind a sync view.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_async
+from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.base import BaseHandler
+from django.db import close_old_connections
+from django.http import HttpRequest, HttpResponseBase
+from django.urls import Resolver404, resolve
+
+
+class PlaygroundASGIHandler(ASGIHandler):
+    def __init__(self) -> None:
+        super().__init__()  # the async chain
+        self.sync_chain = BaseHandler()
+        self.sync_chain.load_middleware(is_async=False)
+        self.threads = ThreadPoolExecutor(max_workers=settings.PLAYGROUND_WEB_THREADS, thread_name_prefix="web")
+        self.rest_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="web-rest")
+
+    async def __call__(self, scope, receive, send) -> None:
+        # Django's, with every request's context on the one thread kept for it.
+        if scope["type"] != "http":
+            raise ValueError(f"Django serves HTTP, not {scope['type']}")
+        async with ThreadSensitiveContext(executor=self.rest_thread):
+            await self.handle(scope, receive, send)
+
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+        if self.takes_async_chain(request):
+            return await super().get_response_async(request)
+        return await sync_to_async(self.respond, thread_sensitive=False, executor=self.threads)(request)
+
+    def respond(self, request: HttpRequest) -> HttpResponseBase:
+        try:
+            return self.sync_chain.get_response(request)
+        finally:
+            close_old_connections()  # this thread's: the next request here may be anyone's
+
+    @staticmethod
+    def takes_async_chain(request: HttpRequest) -> bool:
+        if request.path_info.startswith("/" + settings.STATIC_URL.lstrip("/")):
+            return True  # playground.static serves it beside the loop, never in a thread of the pool
+        try:
+            return iscoroutinefunction(resolve(request.path_info).func)
+        except Resolver404:
+            return False
