@@ -30,7 +30,6 @@ def _flush_despite_deadlocks() -> None:
     then deadlock with such a read, and PostgreSQL aborts one of the two.
     Aborted, the flush is simply run again.
     """
-    from django.db.utils import OperationalError
     from django.test.testcases import TransactionTestCase
 
     flush = TransactionTestCase._fixture_teardown
@@ -39,12 +38,24 @@ def _flush_despite_deadlocks() -> None:
         for attempt in range(5):
             try:
                 return flush(self)
-            except OperationalError as exc:
-                if "deadlock detected" not in str(exc) or attempt == 4:
+            except Exception as exc:
+                if not deadlocked(exc) or attempt == 4:
                     raise
                 time.sleep(0.2)
 
     TransactionTestCase._fixture_teardown = flush_again_on_deadlock
+
+
+def deadlocked(exc: BaseException | None) -> bool:
+    """Whether PostgreSQL aborted this, or what it was raised from, as a deadlock's victim
+    (the flush command raises its own CommandError from the database's error)."""
+    from django.db.utils import OperationalError
+
+    while exc is not None:
+        if isinstance(exc, OperationalError) and "deadlock detected" in str(exc):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 _flush_despite_deadlocks()
