@@ -209,9 +209,11 @@ DB_POOL_SIZES = {"web": 10, "worker": PLAYGROUND_WORKER_CONCURRENCY + 2, "beat":
 PLAYGROUND_DB_POOL_SIZE = env_int("PLAYGROUND_DB_POOL_SIZE", DB_POOL_SIZES[_process_kind()])
 PLAYGROUND_DB_POOL_TIMEOUT = env_float("PLAYGROUND_DB_POOL_TIMEOUT", 5)
 # A web process runs its requests' sync code (the API's views, the pages) in
-# a pool of this many threads (playground.handler); more requests at once
-# wait for a thread.
-PLAYGROUND_WEB_THREADS = env_int("PLAYGROUND_WEB_THREADS", 32)
+# a pool of threads (playground.handler), made as requests need them, up to
+# this many; more requests at once wait for a thread. Commands run with
+# ?wait=1 (up to PLAYGROUND_EXEC_CONCURRENCY) and uploads hold theirs while
+# they last.
+PLAYGROUND_WEB_THREADS = env_int("PLAYGROUND_WEB_THREADS", 200)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections, not each thread
     # A connection the server dropped (a restart) is checked and replaced

@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 
 from playground.handler import PlaygroundASGIHandler
+from tests.support import handler_urls
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,6 +39,20 @@ async def test_a_sync_views_middleware_and_view_run_in_one_thread_of_the_pool(ha
     ran = answer.json()
     assert ran["view"].startswith("web_")
     assert ran["middleware"] == ran["view"]
+
+
+async def test_the_api_answers_beside_requests_that_hold_their_thread_for_long(handler):
+    handler_urls.released.clear()
+    long_one = asyncio.ensure_future(get(handler, "/long"))
+    await asyncio.sleep(0.2)
+    try:
+        beside = await get(handler, "/sync")
+    finally:
+        handler_urls.released.set()
+    held = (await long_one).json()["view"]
+
+    assert beside.status_code == 200
+    assert beside.json()["view"] != held  # a thread made for it, the pool's other
 
 
 async def test_an_async_view_and_a_static_file_do_not_wait_for_the_pool(handler):

@@ -21,8 +21,17 @@ def sync_view(request):
     return JsonResponse({"view": threading.current_thread().name, "middleware": request.middleware_thread})
 
 
+released = threading.Event()  # what a long view waits for
+
+
+def long_view(request):
+    """As a command run with ?wait=1 or an upload: holds its thread until released."""
+    released.wait(timeout=30)
+    return JsonResponse({"view": threading.current_thread().name})
+
+
 async def async_view(request):
     return JsonResponse({"view": threading.current_thread().name})
 
 
-urlpatterns = [path("sync", sync_view), path("async", async_view)]
+urlpatterns = [path("sync", sync_view), path("long", long_view), path("async", async_view)]
