@@ -1,4 +1,4 @@
-"""Django's ASGI handler, with a sync view's request in one call to a thread of a fixed pool.
+"""Django's ASGI handler, with a sync view's request in one call to a thread of a pool.
 
 Django's own ASGI handler costs the event loop, for every request:
 - two new threads: each request gets a ThreadSensitiveContext, whose first
@@ -8,8 +8,8 @@ Django's own ASGI handler costs the event loop, for every request:
   run both ways) runs in async mode, each process_request, process_view and
   process_response as a call of its own.
 
-Measured with `scripts/run` on PostgreSQL, a `GET /sessions/{id}` cost the
-web process 5.0 ms of CPU, most of it in the event loop's thread, which all
+Measured with bench/api.py, a `GET /sessions/{id}` cost the web process
+5.8-7.0 ms of CPU, most of it in the event loop's thread, which all
 terminals share. Here:
 - a request for a sync view (the API, the pages, the admin) goes through the
   middleware as under WSGI, the whole chain and the view in one call to a
@@ -23,7 +23,7 @@ terminals share. Here:
   thread kept for it, not in asgiref's one thread for sync code, where the
   terminals' database calls run (and wait, while the database is away).
   Nothing there may wait on anything: every request passes through it.
-The same request costs 3.7 ms.
+The same request costs 3.6-4.7 ms.
 
 Async views (the health probes) and static files take Django's async chain,
 so that they never queue behind a sync view.
@@ -62,10 +62,10 @@ class PlaygroundASGIHandler(ASGIHandler):
         return await sync_to_async(self.respond, thread_sensitive=False, executor=self.threads)(request)
 
     def respond(self, request: HttpRequest) -> HttpResponseBase:
-        # What Django's request_started does, for this thread: the signal
-        # itself runs on the thread kept for the rest.
+        # What Django's request_started does for the view's thread (the
+        # signal itself runs on the thread kept for the rest); its database
+        # connection was handed back at the end of its last request.
         reset_queries()
-        close_old_connections()
         try:
             return self.sync_chain.get_response(request)
         finally:
