@@ -2,14 +2,21 @@
 and static files beside the event loop, and no thread made per request."""
 
 import asyncio
+import contextlib
+import gc
 import threading
+import types
 
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
+from django.db.models import Model
+from django.http import HttpRequest, HttpResponseBase
+from rest_framework.request import Request
 
 from playground.handler import PlaygroundASGIHandler
+from tests.factories import make_session
 from tests.support import handler_urls
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -114,3 +121,48 @@ async def test_a_thread_hands_its_database_connection_back_after_each_request(ha
 
     held = [handler.threads.submit(lambda: connection.connection is not None).result() for _ in range(4)]
     assert held == [False] * 4
+
+
+@pytest.fixture
+def app(settings):
+    """The handler on the project's own URLconf and middleware."""
+    made = PlaygroundASGIHandler()
+    yield made
+    made.threads.shutdown()
+    made.rest_thread.shutdown()
+
+
+@contextlib.contextmanager
+def cyclic_garbage():
+    """What the cyclic collector finds unreachable meanwhile (and would have had to free)."""
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    found: list = []
+    try:
+        yield found
+        gc.collect()
+        found += gc.garbage
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+
+async def test_a_status_poll_leaves_nothing_for_the_cyclic_collector(app):
+    # Each knot the collector must untie costs a full pass of it, which
+    # holds the event loop: the request, its DRF view and serializer, and
+    # the session and instance shown must go as soon as the answer is sent.
+    token = "poll-token-" + "x" * 40
+    session = await sync_to_async(make_session)(instance_status="running", access_token=token)
+    headers = {"Authorization": f"Bearer {token}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", headers=headers) as client:
+        assert (await client.get(f"/sessions/{session.pk}")).status_code == 200  # what is loaded once is loaded
+        with cyclic_garbage() as garbage:
+            statuses = [(await client.get(f"/sessions/{session.pk}")).status_code for _ in range(10)]
+
+    assert statuses == [200] * 10
+    kinds = {type(each) for each in garbage}
+    left = {kind.__name__ for kind in kinds if issubclass(kind, HttpRequest | HttpResponseBase | Request | Model)}
+    frames = {each.f_code.co_qualname for each in garbage if isinstance(each, types.FrameType)}
+    assert left == set(), left
+    assert not {name for name in frames if "ASGIHandler" in name}, frames
