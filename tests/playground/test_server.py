@@ -126,6 +126,15 @@ def test_a_websockets_messages_stop_being_read_while_the_application_does_not_ta
     client.close()
 
 
+def test_what_is_alive_when_it_starts_is_left_out_of_the_collectors_passes(serve):
+    # Django and everything it loads, frozen: a full pass of the cyclic
+    # collector then walks only what requests made since, and holds the
+    # event loop (every terminal) for milliseconds rather than for 100-500.
+    url = serve("tests.support.server_apps:heap")
+
+    assert int(requests.get(url, timeout=10).text) > 10_000
+
+
 def test_on_sigusr1_it_prints_its_threads_and_what_each_request_awaits(tmp_path):
     port = free_port()
     log_path = tmp_path / "server.log"

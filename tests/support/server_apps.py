@@ -88,3 +88,13 @@ async def stalled(scope, receive, send):
 
 async def wait_for_nothing():
     await asyncio.Event().wait()
+
+
+async def heap(scope, receive, send):
+    """GET /: how many objects the collector had frozen when the server started answering."""
+    import gc
+
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": str(gc.get_freeze_count()).encode()})
