@@ -17,12 +17,18 @@ Before each phase it lets the platform refill its pool of prepared sessions
 prints how many were waiting. For the figures of instances started on
 demand, run the platform with PLAYGROUND_PREPARED_SESSIONS=0.
 
+For the sessions made one after another it also prints the CPU the whole
+machine spent on each (from /proc/stat, less what it spends idle): with
+PLAYGROUND_PREPARED_SESSIONS=0, what starting an instance costs, all
+processes counted (the Docker engine, runc, the instance's own daemon).
+
 With `--template SLUG` the sessions are of that template: their files and
 setup script run before they count as running, unless the template keeps
 sessions prepared (its `prepared` count), which are set up ahead.
 """
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -36,6 +42,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.api import api  # noqa: E402  (remembers each session's access token)
 
+CPU_SETTLE = 3.0  # seconds after running that still count to a session's start (its daemon settling)
 POLL_INTERVAL = 0.5  # the figure comes from running_at; looking more often only loads the platform
 HEADERS: dict[str, str] = {}  # sent with every request (--token)
 BODY = {"playground_id": "default"}  # what POST /sessions is sent (--template changes it)
@@ -104,6 +111,20 @@ def wait_for_prepared(url: str, wanted: int, patience: float = 15) -> int:
     return best
 
 
+def machine_busy_seconds() -> float:
+    """CPU-seconds the whole machine has spent busy since it started (/proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(field) for field in stat.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_rate(seconds: float = 5) -> float:
+    """CPU-seconds a second the machine spends while nothing is asked of the platform."""
+    before = machine_busy_seconds()
+    time.sleep(seconds)
+    return (machine_busy_seconds() - before) / seconds
+
+
 def report(label: str, seconds: list[float]) -> None:
     print(
         f"{label:<28} n={len(seconds):<3} p50={statistics.median(seconds):.3f}s "
@@ -147,14 +168,22 @@ def main() -> int:
     opened: list[str] = []
     try:
         http = api
-        sequential = []
+        sequential, cpu = [], []
         for _ in range(args.sequential):
             waiting = wait_for_prepared(args.url, 1)
+            baseline = idle_rate()
+            busy_before, started = machine_busy_seconds(), time.monotonic()
             session_id, seconds = time_to_running(http, args.url, args.timeout, opened)
+            time.sleep(CPU_SETTLE)
+            cpu.append(machine_busy_seconds() - busy_before - baseline * (time.monotonic() - started))
             sequential.append(seconds)
             close_all(args.url, [session_id])
         report("one after another", sequential)
         print(f"{'':<28} (prepared sessions waiting before the last: {waiting})")
+        print(
+            f"{'machine CPU per session':<28} p50={statistics.median(cpu):.2f} CPU-s max={max(cpu):.2f} CPU-s "
+            f"(from POST to {CPU_SETTLE:.0f} s after running, over the idle rate; {os.cpu_count()} cores)"
+        )
 
         waiting = wait_for_prepared(args.url, args.concurrent)
 
