@@ -18,14 +18,17 @@ the sessions the terminals use and lets the platform settle; then, for
   until it runs;
 - `--pollers` (100) clients each look at an existing session once a second;
 - `--streamers` (20) terminals print output without pause (`yes`);
-- `--typists` (20) terminals type a key every 50 ms and time its echo.
+- `--typists` (20) terminals type a key every 50 ms and time its echo;
+- one more session's TTY gets a key every 50 ms through the Docker engine
+  alone, its echo timed: the floor, what the machine gives a keystroke with
+  no platform in its way.
 
 The floods and the HTTP clients run in processes of their own, so that the
 typists' timings are the platform's and not this client's.
 
 It prints the answers by status (every 5xx must be a 503 with Retry-After),
-the time the 40 new sessions took to run, the typists' echo latency, the
-most PostgreSQL connections seen; then it closes the storm's sessions and
+the time the 40 new sessions took to run, the typists' echo latency beside
+the floor's, how busy the machine was, the most PostgreSQL connections seen; then it closes the storm's sessions and
 prints the resident memory of the web and worker processes. It does so
 --rounds (2) times, so that memory after the first storm can be compared
 with memory after the next: flat, or growing with every storm. Every session
@@ -213,6 +216,41 @@ async def gather_reporting(coroutines) -> None:
         print(f"terminals that failed: {len(failed)}, e.g. {failed[0]}", flush=True)
 
 
+def docker_typist_process(session_id: str, until_in: float, every: float, out) -> None:
+    """The floor: a key every `every` s typed into the instance's TTY through the Docker engine alone
+    (no platform in the way), its echo timed; the latencies go to `out`."""
+    import docker
+
+    until = time.monotonic() + until_in
+    tty = docker.from_env().api.attach_socket(
+        f"playground-{session_id}", params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+    )
+    raw = getattr(tty, "_sock", tty)
+    raw.settimeout(10)
+    latencies, index = [], 0
+    while time.monotonic() < until:
+        key = b"klmnopqrst"[index % 10 : index % 10 + 1]
+        index += 1
+        began = time.perf_counter()
+        raw.sendall(key)
+        seen = b""
+        while key not in seen:
+            seen += raw.recv(4096)
+        latencies.append(time.perf_counter() - began)
+        time.sleep(max(0.0, every - (time.perf_counter() - began)))
+        if index % 60 == 0:
+            raw.sendall(b"\x15")  # Ctrl-U
+    raw.close()
+    out.put(latencies)
+
+
+def busy_cores() -> float:
+    """CPU-seconds the whole machine has spent busy since it started (/proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(field) for field in stat.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def streamers_process(url: str, session_ids: list[str], tokens: dict[str, str], until_in: float) -> None:
     """The floods, in a process of their own: reading them must not slow the typists' own clock."""
     api.tokens.update(tokens)
@@ -247,15 +285,16 @@ def main() -> int:
     args = parser.parse_args()
     tally, opened = Tally(), []
     try:
-        print(f"opening {args.streamers + args.typists} sessions for the terminals…", flush=True)
-        wanted = args.streamers + args.typists
+        print(f"opening {args.streamers + args.typists + 1} sessions for the terminals…", flush=True)
+        wanted = args.streamers + args.typists + 1
         with ThreadPoolExecutor(10) as pool:
             ready = [session_id for session_id, _ in pool.map(lambda _: open_running(args.url, tally), range(wanted))]
         opened += [s for s in ready if s]
         if len(opened) < wanted:
             print(f"only {len(opened)} terminal sessions could be opened")
             return 1
-        streamers, typists = opened[: args.streamers], opened[args.streamers :]
+        streamers, typists = opened[: args.streamers], opened[args.streamers : args.streamers + args.typists]
+        floor = opened[-1]  # typed into through Docker alone
         # The sessions just opened took prepared instances: let the pool refill,
         # so that the storm meets the platform as a class would.
         waiting = wait_for_prepared(args.url, args.prepared, patience=120)
@@ -267,7 +306,7 @@ def main() -> int:
             if number > 1:
                 waiting = wait_for_prepared(args.url, args.prepared, patience=120)
                 print(f"prepared sessions waiting: {waiting}", flush=True)
-            created = storm(args, number, streamers, typists, opened)
+            created = storm(args, number, streamers, typists, floor, opened)
             # Each round meets the platform as the first did: its new sessions
             # are closed before memory is measured and the next round starts.
             close(args.url, created)
@@ -283,20 +322,22 @@ def main() -> int:
     return 0
 
 
-def storm(args, number: int, streamers: list[str], typists: list[str], opened: list[str]) -> list[str]:
+def storm(args, number: int, streamers: list[str], typists: list[str], floor: str, opened: list[str]) -> list[str]:
     """One storm; prints its figures and returns the sessions it opened."""
     tally, watch = Tally(), Watch()
     print(f"storm {number}: {args.creators} new sessions, {args.pollers} pollers, terminals for {args.storm:.0f} s…")
     # Spawned, not forked: a fork copies whatever lock a thread of this
     # process holds at that instant (a storm hung so, once).
     context = multiprocessing.get_context("spawn")
-    results = context.Queue()
+    results, floor_latencies = context.Queue(), context.Queue()
     tokens = dict(api.tokens)
     pollers = [opened[index % len(opened)] for index in range(args.pollers)]
     load = [
         context.Process(target=streamers_process, args=(args.url, streamers, tokens, args.storm)),
         context.Process(target=requests_process, args=(args.url, tokens, args.creators, pollers, args.storm, results)),
+        context.Process(target=docker_typist_process, args=(floor, args.storm, args.type_every, floor_latencies)),
     ]
+    busy_before, started = busy_cores(), time.monotonic()
     for process in load:
         process.start()
     watch.thread.start()
@@ -304,6 +345,8 @@ def storm(args, number: int, streamers: list[str], typists: list[str], opened: l
     until = time.monotonic() + args.storm
     asyncio.run(gather_reporting([type_keys(args.url, s, until, args.type_every, latencies) for s in typists]))
     codes, no_retry_after, failures, created, more_tokens = results.get()
+    through_docker = floor_latencies.get()
+    busy = (busy_cores() - busy_before) / (time.monotonic() - started)
     for process in load:
         process.join()
     watch.stop.set()
@@ -326,6 +369,11 @@ def storm(args, number: int, streamers: list[str], typists: list[str], opened: l
         f"typists' echo: n={len(latencies)} p50={percentile(latencies, 0.5) * 1000:.1f}ms "
         f"p99={percentile(latencies, 0.99) * 1000:.1f}ms"
     )
+    print(
+        f"echo through Docker alone (the floor): n={len(through_docker)} "
+        f"p50={percentile(through_docker, 0.5) * 1000:.1f}ms p99={percentile(through_docker, 0.99) * 1000:.1f}ms"
+    )
+    print(f"machine busy: {busy:.2f} of {os.cpu_count()} cores, on average over the storm")
     print(f"PostgreSQL connections, most seen: {watch.most}", flush=True)
     return [session_id for session_id, _ in created if session_id]
 
