@@ -41,7 +41,6 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import resolve
 
-
 ENDED = "playground.ended"
 
 

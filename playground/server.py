@@ -34,6 +34,7 @@ import gc
 import signal
 import sys
 from functools import partial
+from importlib import import_module
 
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import WebRequest
@@ -223,10 +224,9 @@ def settle_heap() -> None:
     What is alive once the application is loaded lives as long as the process.
     """
     from django.conf import settings
-    from django.urls import get_resolver
 
     if settings.configured:
-        get_resolver().url_patterns  # imports every view and what it uses
+        import_module(settings.ROOT_URLCONF)  # and with it every view and what it uses
     gc.collect()
     gc.freeze()
 
