@@ -29,7 +29,6 @@ Async views (the health probes) and static files take Django's async chain,
 so that they never queue behind a sync view.
 """
 
-import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_async
@@ -107,7 +106,7 @@ class PlaygroundASGIHandler(ASGIHandler):
         # this task ends first, whichever way it ends.
         message = await receive()
         if message["type"] != "http.disconnect":
-            await super().listen_for_disconnect(lambda: asyncio.sleep(0, message))
+            raise AssertionError(f"Invalid ASGI message after request body: {message['type']}")  # as Django's
 
     async def run_get_response(self, request: HttpRequest) -> HttpResponseBase:
         response = await super().run_get_response(request)
