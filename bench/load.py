@@ -51,7 +51,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.sessions import wait_for_prepared  # noqa: E402
+from bench.sessions import machine_busy_seconds, wait_for_prepared  # noqa: E402
 from tests.support.api import api  # noqa: E402  (remembers each session's access token)
 from tests.support.terminal_client import Terminal  # noqa: E402
 
@@ -244,13 +244,6 @@ def docker_typist_process(session_id: str, until_in: float, every: float, out) -
     out.put(latencies)
 
 
-def busy_cores() -> float:
-    """CPU-seconds the whole machine has spent busy since it started (/proc/stat: all but idle and iowait)."""
-    with open("/proc/stat") as stat:
-        ticks = [int(field) for field in stat.readline().split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-
-
 def streamers_process(url: str, session_ids: list[str], tokens: dict[str, str], until_in: float) -> None:
     """The floods, in a process of their own: reading them must not slow the typists' own clock."""
     api.tokens.update(tokens)
@@ -337,7 +330,7 @@ def storm(args, number: int, streamers: list[str], typists: list[str], floor: st
         context.Process(target=requests_process, args=(args.url, tokens, args.creators, pollers, args.storm, results)),
         context.Process(target=docker_typist_process, args=(floor, args.storm, args.type_every, floor_latencies)),
     ]
-    busy_before, started = busy_cores(), time.monotonic()
+    busy_before, started = machine_busy_seconds(), time.monotonic()
     for process in load:
         process.start()
     watch.thread.start()
@@ -346,7 +339,7 @@ def storm(args, number: int, streamers: list[str], typists: list[str], floor: st
     asyncio.run(gather_reporting([type_keys(args.url, s, until, args.type_every, latencies) for s in typists]))
     codes, no_retry_after, failures, created, more_tokens = results.get()
     through_docker = floor_latencies.get()
-    busy = (busy_cores() - busy_before) / (time.monotonic() - started)
+    busy = (machine_busy_seconds() - busy_before) / (time.monotonic() - started)
     for process in load:
         process.join()
     watch.stop.set()
